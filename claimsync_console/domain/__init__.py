@@ -1,0 +1,71 @@
+"""Pure domain objects: no I/O, money as Decimal."""
+
+from claimsync_console.domain.claims import (
+    Claim,
+    ClaimStatus,
+    FrequencyCode,
+    ServiceLine,
+    StatusCategoryClass,
+    StatusCode,
+    classify_status_category,
+)
+from claimsync_console.domain.common import (
+    CENT,
+    ZERO,
+    Amount,
+    DatedValue,
+    DocumentKind,
+    Party,
+    PersonName,
+    Quantity,
+    Reference,
+    money,
+)
+from claimsync_console.domain.journal import JournalEntry, JournalLine, UnbalancedEntryError
+from claimsync_console.domain.remittance import (
+    Adjustment,
+    AdjustmentGroup,
+    ClaimPayment,
+    ClaimStatusCode,
+    ProviderAdjustment,
+    Remittance,
+    RemittanceHeader,
+    RemittanceTrailer,
+    ServicePayment,
+)
+from claimsync_console.domain.work_items import TERMINAL_STATES, WorkItemKind, WorkItemState
+
+__all__ = [
+    "CENT",
+    "TERMINAL_STATES",
+    "ZERO",
+    "Adjustment",
+    "AdjustmentGroup",
+    "Amount",
+    "Claim",
+    "ClaimPayment",
+    "ClaimStatus",
+    "ClaimStatusCode",
+    "DatedValue",
+    "DocumentKind",
+    "FrequencyCode",
+    "JournalEntry",
+    "JournalLine",
+    "Party",
+    "PersonName",
+    "ProviderAdjustment",
+    "Quantity",
+    "Reference",
+    "Remittance",
+    "RemittanceHeader",
+    "RemittanceTrailer",
+    "ServiceLine",
+    "ServicePayment",
+    "StatusCategoryClass",
+    "StatusCode",
+    "UnbalancedEntryError",
+    "WorkItemKind",
+    "WorkItemState",
+    "classify_status_category",
+    "money",
+]
