@@ -10,7 +10,7 @@ from decimal import Decimal
 from claimsync_console.domain.common import DocumentKind, Party, PersonName, Reference
 
 
-class FrequencyCode(str, enum.Enum):
+class FrequencyCode(enum.StrEnum):
     """CLM05-3: whether a claim is new, replaces an earlier one, or voids it."""
 
     ORIGINAL = "1"
@@ -65,7 +65,7 @@ class Claim:
         return self.patient if self.patient is not None else self.subscriber
 
 
-class StatusCategoryClass(str, enum.Enum):
+class StatusCategoryClass(enum.StrEnum):
     """How the engine reads STC01-1: into adjudication, or sent back."""
 
     ACCEPTED = "accepted"

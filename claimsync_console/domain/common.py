@@ -22,7 +22,7 @@ def money(value: str | int | Decimal) -> Decimal:
     return Decimal(value).quantize(CENT)
 
 
-class DocumentKind(str, enum.Enum):
+class DocumentKind(enum.StrEnum):
     """What an X12 file carries, as the ingest report names it."""
 
     REMITTANCE_835 = "835"

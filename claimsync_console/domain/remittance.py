@@ -23,7 +23,7 @@ from claimsync_console.domain.common import (
 )
 
 
-class AdjustmentGroup(str, enum.Enum):
+class AdjustmentGroup(enum.StrEnum):
     """CAS01. CR exists only in 4010; 5010 dropped it."""
 
     CO = "CO"
@@ -33,7 +33,7 @@ class AdjustmentGroup(str, enum.Enum):
     CR = "CR"
 
 
-class ClaimStatusCode(str, enum.Enum):
+class ClaimStatusCode(enum.StrEnum):
     """CLP02."""
 
     PRIMARY = "1"

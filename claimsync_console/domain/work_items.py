@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class WorkItemKind(str, enum.Enum):
+class WorkItemKind(enum.StrEnum):
     UNMATCHED_REMITTANCE = "unmatched_remittance"
     MAPPING_ERROR = "mapping_error"
     DEAD_LETTER = "dead_letter"
@@ -14,7 +14,7 @@ class WorkItemKind(str, enum.Enum):
     REJECTED_CLAIM = "rejected_claim"
 
 
-class WorkItemState(str, enum.Enum):
+class WorkItemState(enum.StrEnum):
     OPEN = "open"
     IN_PROGRESS = "in_progress"
     RESOLVED = "resolved"

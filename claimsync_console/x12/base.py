@@ -66,13 +66,17 @@ class TransactionReader(abc.ABC):
 
     def amount(self, segment: Segment, position: int) -> Decimal:
         """A required money element; a bad one is a fatal finding and counts as zero."""
-        value = self.decimal(segment, position)
-        if value is None:
+        text = segment.get(position)
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            value = None
+        if value is None or not value.is_finite():
             self.sink.add(
                 Severity.FATAL,
                 segment.index,
                 segment.id,
-                f"{segment.id}{position:02d} must be an amount, got {segment.get(position)!r}",
+                f"{segment.id}{position:02d} must be an amount, got {text!r}",
                 "bad-amount",
             )
             return Decimal("0.00")
@@ -111,7 +115,9 @@ def parse_date(sink: FindingSink, segment: Segment, position: int) -> date | Non
     return None
 
 
-def parse_date_range(sink: FindingSink, segment: Segment, position: int) -> tuple[date | None, date | None]:
+def parse_date_range(
+    sink: FindingSink, segment: Segment, position: int
+) -> tuple[date | None, date | None]:
     """DTP with format RD8 holds 'CCYYMMDD-CCYYMMDD'."""
     text = segment.get(position)
     if "-" not in text:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -72,12 +72,15 @@ def sniff_encoding(head: bytes) -> str:
     return "utf-8-sig"
 
 
-def open_text(source: BinaryIO) -> io.TextIOBase:
+def open_text(source: BinaryIO) -> io.TextIOWrapper:
     """Wrap a binary stream so the tokenizer sees text whatever the encoding."""
-    buffered = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type]
+    buffered = io.BufferedReader(source) if not hasattr(source, "peek") else source  # type: ignore[type-var]
     head = buffered.peek(4)[:4]
     return io.TextIOWrapper(
-        buffered, encoding=sniff_encoding(head), errors="replace", newline=""
+        buffered,
+        encoding=sniff_encoding(head),
+        errors="replace",
+        newline="",
     )
 
 
@@ -110,7 +113,7 @@ def guess_fragment_delimiters(text: str) -> Delimiters:
 class Tokenizer:
     """Iterates the segments of a text stream, re-reading delimiters at every ISA."""
 
-    def __init__(self, text: io.TextIOBase, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, text: io.TextIOWrapper, chunk_size: int = CHUNK_SIZE) -> None:
         self._text = text
         self._chunk_size = chunk_size
         self.delimiters = Delimiters()
@@ -147,7 +150,7 @@ class Tokenizer:
         while buffer:
             buffer = yield from self._split(buffer)
 
-    def _split(self, buffer: str) -> Iterator[Segment]:
+    def _split(self, buffer: str) -> Generator[Segment, None, str]:
         """Yield the whole segments in ``buffer`` and return what is left to read next.
 
         Returns early, with the unread text, when an ISA brings new delimiters."""
