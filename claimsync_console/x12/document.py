@@ -7,6 +7,7 @@ ERRORs: the content is all there, only a trailer count is off, as in many publis
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -14,7 +15,7 @@ from claimsync_console.domain import DocumentKind
 from claimsync_console.x12.base import TransactionContext, TransactionReader
 from claimsync_console.x12.findings import Finding, FindingSink, Severity
 from claimsync_console.x12.reader_835 import Remittance835Reader
-from claimsync_console.x12.tokenizer import Segment, Tokenizer, TokenizerError, open_text, tokenize
+from claimsync_console.x12.tokenizer import Segment, Tokenizer, TokenizerError, open_text
 
 ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE", "TA1"})
 
@@ -103,11 +104,8 @@ class DocumentReader:
 
     def _tokenizer(self) -> Tokenizer:
         source = self._source
-        if isinstance(source, bytes | bytearray):
-            tokens = tokenize(source)
-            assert isinstance(tokens, Tokenizer)
-            return tokens
-        return Tokenizer(open_text(source))
+        stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+        return Tokenizer(open_text(stream))
 
     # -- segment dispatch ---------------------------------------------------------------------
 
