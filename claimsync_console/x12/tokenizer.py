@@ -147,13 +147,15 @@ class Tokenizer:
             self.bare_fragment = True
         else:
             raise TokenizerError("the file does not start with an ISA header, so it is not X12", 1)
-        while buffer:
-            buffer = yield from self._split(buffer)
+        pending: str | None = buffer
+        while pending is not None:
+            pending = yield from self._split(pending)
 
-    def _split(self, buffer: str) -> Generator[Segment, None, str]:
+    def _split(self, buffer: str) -> Generator[Segment, None, str | None]:
         """Yield the whole segments in ``buffer`` and return what is left to read next.
 
-        Returns early, with the unread text, when an ISA brings new delimiters."""
+        Returns early, with the unread text, when an ISA brings new delimiters, and None once
+        the stream is exhausted (an empty tail is not the end: a chunk may end on a terminator)."""
         delimiters = self.delimiters
         terminator, element = delimiters.segment, delimiters.element
         more = self._read()
@@ -168,9 +170,7 @@ class Tokenizer:
                 return self._start_interchange(rest)
             self.segment_count += 1
             yield Segment(self.segment_count, piece.split(element), delimiters)
-        if not more and tail == "":
-            return ""
-        return tail if more else ""
+        return tail if more else None
 
     def _changes_delimiters(self, isa_piece: str) -> bool:
         try:
