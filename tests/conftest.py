@@ -2,7 +2,8 @@
 
 ``db_url`` runs a test once on SQLite (a file under tmp_path) and once on PostgreSQL. The
 PostgreSQL run gets its own schema (dropped afterwards) through ``search_path``, so tests never
-see each other's rows. Without a server the PostgreSQL run is skipped, saying why.
+see each other's rows. Without a server the PostgreSQL run is skipped, saying why, unless CLAIMSYNC_REQUIRE_POSTGRES=1
+(CI sets it), which turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def db_url(
         return
     reason = _postgres_skip_reason()
     if reason is not None:
+        if os.environ.get("CLAIMSYNC_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"CLAIMSYNC_REQUIRE_POSTGRES=1 but {reason}")
         pytest.skip(reason)
     yield from _postgres_schema_url(postgres_base_url())
 

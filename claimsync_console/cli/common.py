@@ -1,0 +1,78 @@
+"""Shared CLI plumbing: options every command takes, settings, and clear errors.
+
+Heavy modules (SQLAlchemy, the readers) are imported inside functions so that
+``claimsync --help`` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from claimsync_console.settings import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONFLICT = 3
+EXIT_PERMISSION = 4
+EXIT_ERP_UNAVAILABLE = 5
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="Database URL (default: CLAIMSYNC_DATABASE_URL, else SQLite in the data folder).",
+        show_default=False,
+    ),
+]
+OperatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--operator",
+        help="Who is acting (default: CLAIMSYNC_OPERATOR, else the OS user).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print a clear message (never a traceback) on stderr and exit."""
+    typer.echo(f"claimsync: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_for(database: str | None = None, operator: str | None = None) -> Settings:
+    try:
+        return load_settings(database_url=database, operator=operator)
+    except SettingsError as error:
+        fail(f"configuration error: {error}")
+
+
+def friendly_errors(command: F) -> F:
+    """Turn the errors an operator can cause into messages and exit codes."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from claimsync_console.engine.runtime import StoreUnavailableError
+
+        try:
+            return command(*args, **kwargs)
+        except StoreUnavailableError as error:
+            fail(str(error))
+        except SettingsError as error:
+            fail(f"configuration error: {error}")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise typer.Exit(EXIT_OK) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,78 @@
+"""``claimsync demo``: a fresh database seeded from ``sample_data/``, then the status.
+
+The README's first command ends here. Once the engine and console land it also runs the
+engine once against the embedded ledger and opens the console.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from claimsync_console.cli.common import fail, friendly_errors, settings_for
+
+SAMPLE_CLAIMS = 300
+SAMPLE_SEED = 42
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def find_samples(explicit: Path | None, fallback: Path) -> Path:
+    """``./sample_data`` from a checkout; otherwise generate the same set (seed 42)."""
+    if explicit is not None:
+        if not explicit.is_dir():
+            fail(f"sample folder {explicit} does not exist")
+        return explicit
+    for candidate in (
+        Path.cwd() / "sample_data",
+        Path(__file__).resolve().parents[2] / "sample_data",
+    ):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    from claimsync_console.engine.samplegen import generate
+
+    generate(SAMPLE_CLAIMS, SAMPLE_SEED, fallback)
+    return fallback
+
+
+@friendly_errors
+def demo(
+    samples: Annotated[
+        Path | None, typer.Option("--samples", help="Folder of X12 files to load.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Where the demo database goes (default: data folder/demo)."
+        ),
+    ] = None,
+) -> None:
+    """Create a fresh SQLite database, load the sample data, and show the status."""
+    from claimsync_console.cli.status_cmd import print_summary
+    from claimsync_console.engine.ingest import ingest_paths
+    from claimsync_console.engine.runtime import open_store
+    from claimsync_console.engine.samples import sample_files
+    from claimsync_console.engine.status import store_summary
+
+    settings = settings_for()
+    folder = data_dir or settings.data_dir / "demo"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    source = find_samples(samples, folder / "sample_data")
+    store = open_store(f"sqlite+pysqlite:///{folder / 'claimsync.sqlite'}")
+    try:
+        results = ingest_paths(store.sessions, sample_files(source))
+        with store.sessions() as session:
+            summary = store_summary(session)
+    finally:
+        store.dispose()
+    loaded = sum(r.status == "loaded" for r in results)
+    typer.echo(f"demo database: {folder / 'claimsync.sqlite'}")
+    typer.echo(f"loaded {loaded} of {len(results)} sample files from {source}")
+    print_summary(summary)

@@ -1,0 +1,53 @@
+"""Opening the store the way every entry point needs it: engine, migrations, session factory.
+
+The CLI, the console and the benchmarks all start here, so there is one place where a
+database URL becomes a migrated, ready-to-use store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from claimsync_console.store.db import make_engine, session_factory, upgrade_to_head
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database cannot be opened or migrated; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Store:
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to print: the password, if any, is hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """A store at ``url``, migrated to the newest schema unless ``migrate`` is False."""
+    try:
+        engine = make_engine(url)
+        if migrate:
+            upgrade_to_head(engine)
+    except (SQLAlchemyError, OSError, ValueError) as error:
+        raise StoreUnavailableError(
+            f"cannot open the database {redact_url(url)}: {error.__class__.__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}"
+        ) from error
+    return Store(url=url, engine=engine, sessions=session_factory(engine))
