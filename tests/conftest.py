@@ -2,8 +2,8 @@
 
 ``db_url`` runs a test once on SQLite (a file under tmp_path) and once on PostgreSQL. The
 PostgreSQL run gets its own schema (dropped afterwards) through ``search_path``, so tests never
-see each other's rows. Without a server the PostgreSQL run is skipped, saying why, unless CLAIMSYNC_REQUIRE_POSTGRES=1
-(CI sets it), which turns the skip into a failure.
+see each other's rows. Without a server the PostgreSQL run is skipped, saying why, unless
+CLAIMSYNC_REQUIRE_POSTGRES=1 (CI sets it), which turns the skip into a failure.
 """
 
 from __future__ import annotations
