@@ -315,3 +315,7 @@ class ClaimStatusRow(Base):
     patient: Mapped[JsonDict | None]
     segment_start: Mapped[int]
     segment_end: Mapped[int]
+
+
+# The engine's tables live in their own module; importing it here puts them in Base.metadata.
+from claimsync_console.store import models_engine as _models_engine  # noqa: E402, F401
