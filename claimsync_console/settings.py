@@ -48,6 +48,13 @@ class Settings:
             "SQLite file of the embedded ledger ERP. Empty means data_dir/ledger.sqlite."
         ),
     )
+    rules_path: str = field(
+        default="",
+        metadata=_help(
+            "Posting rules TOML (payer, CARC, facility, PLB -> accounts). Empty means the "
+            "packaged sample rules."
+        ),
+    )
     operator: str = field(
         default="", metadata=_help("Who performs console and CLI actions; empty means the OS user.")
     )
@@ -64,6 +71,16 @@ class Settings:
     @property
     def resolved_ledger_path(self) -> Path:
         return Path(self.ledger_path) if self.ledger_path else self.data_dir / "ledger.sqlite"
+
+    @property
+    def resolved_rules_path(self) -> Path:
+        if self.rules_path:
+            return Path(self.rules_path)
+        from importlib import resources
+
+        return Path(
+            str(resources.files("claimsync_console") / "sample_rules" / "posting-rules.toml")
+        )
 
     @property
     def resolved_operator(self) -> str:

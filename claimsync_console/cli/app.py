@@ -12,16 +12,27 @@ app = typer.Typer(
     add_completion=True,
 )
 sample_app = typer.Typer(help="Generate sample X12 data.", no_args_is_help=True)
+sync_app = typer.Typer(help="Post to the ERP.", no_args_is_help=True)
 app.add_typer(sample_app, name="sample")
+app.add_typer(sync_app, name="sync")
 
 
 def _register() -> None:
-    from claimsync_console.cli import demo_cmd, ingest_cmd, sample_cmd, status_cmd
+    from claimsync_console.cli import (
+        demo_cmd,
+        ingest_cmd,
+        reconcile_cmd,
+        sample_cmd,
+        status_cmd,
+        sync_cmd,
+    )
 
     ingest_cmd.register(app)
     status_cmd.register(app)
     demo_cmd.register(app)
+    reconcile_cmd.register(app)
     sample_cmd.register(sample_app)
+    sync_cmd.register(sync_app)
 
 
 _register()

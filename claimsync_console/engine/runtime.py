@@ -7,11 +7,14 @@ database URL becomes a migrated, ready-to-use store.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from claimsync_console.erp.base import ErpAdapter
 from claimsync_console.store.db import make_engine, session_factory, upgrade_to_head
 
 
@@ -51,3 +54,20 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
             f"{str(error).splitlines()[0] if str(error) else ''}"
         ) from error
     return Store(url=url, engine=engine, sessions=session_factory(engine))
+
+
+def open_adapter(name: str, ledger_path: Path, *, today: date | None = None) -> ErpAdapter:
+    """The configured ERP adapter. A new embedded ledger gets the default chart of accounts and
+    open periods for last, this and next year, so the demo and first runs post at once."""
+    from claimsync_console.erp.ledger import LedgerAdapter
+    from claimsync_console.erp.registry import create_adapter
+
+    if name != "ledger":
+        return create_adapter(name, {})
+    adapter = LedgerAdapter({"path": str(ledger_path)})
+    year = (today or datetime.now(UTC).date()).year
+    if adapter.entry_count() == 0:
+        adapter.bootstrap_chart(year=year)
+        for other in (year - 1, year + 1):
+            adapter.open_year(other)
+    return adapter
