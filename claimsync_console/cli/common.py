@@ -56,6 +56,20 @@ def settings_for(database: str | None = None, operator: str | None = None) -> Se
         fail(f"configuration error: {error}")
 
 
+def _save_traceback() -> str:
+    """Keep the traceback for the engineers in a file instead of on the operator's screen."""
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    folder = Path(tempfile.gettempdir()) / "claimsync-errors"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"error-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.txt"
+    path.write_text(traceback.format_exc(), encoding="utf-8")
+    return str(path)
+
+
 def friendly_errors(command: F) -> F:
     """Turn the errors an operator can cause into messages and exit codes."""
 
@@ -74,5 +88,10 @@ def friendly_errors(command: F) -> F:
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(EXIT_OK) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - the operator gets a message, not a traceback
+            where = _save_traceback()
+            fail(f"unexpected error: {error.__class__.__name__}: {error} (details: {where})", 1)
 
     return wrapper  # type: ignore[return-value]

@@ -52,12 +52,15 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Create a fresh SQLite database, load the sample data, and show the status."""
+    """Create a fresh SQLite database and ledger, load the sample data, post it, show status."""
     from claimsync_console.cli.status_cmd import print_summary
     from claimsync_console.engine.ingest import ingest_paths
-    from claimsync_console.engine.runtime import open_store
+    from claimsync_console.engine.pipeline import process_all
+    from claimsync_console.engine.rules import load_rules
+    from claimsync_console.engine.runtime import open_adapter, open_store
     from claimsync_console.engine.samples import sample_files
     from claimsync_console.engine.status import store_summary
+    from claimsync_console.engine.worker import drain
 
     settings = settings_for()
     folder = data_dir or settings.data_dir / "demo"
@@ -68,6 +71,9 @@ def demo(
     store = open_store(f"sqlite+pysqlite:///{folder / 'claimsync.sqlite'}")
     try:
         results = ingest_paths(store.sessions, sample_files(source))
+        process_all(store.sessions, load_rules(settings.resolved_rules_path))
+        ledger = open_adapter("ledger", folder / "ledger.sqlite")
+        report = drain(store.sessions, ledger, worker_id="demo", once=True)
         with store.sessions() as session:
             summary = store_summary(session)
     finally:
@@ -75,4 +81,8 @@ def demo(
     loaded = sum(r.status == "loaded" for r in results)
     typer.echo(f"demo database: {folder / 'claimsync.sqlite'}")
     typer.echo(f"loaded {loaded} of {len(results)} sample files from {source}")
+    typer.echo(
+        f"posted {report.posted} journal entries ({report.posted_amount}) to the embedded "
+        f"ledger {folder / 'ledger.sqlite'}"
+    )
     print_summary(summary)
