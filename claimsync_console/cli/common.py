@@ -90,7 +90,7 @@ def friendly_errors(command: F) -> F:
             raise typer.Exit(EXIT_OK) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
-        except Exception as error:  # noqa: BLE001 - the operator gets a message, not a traceback
+        except Exception as error:  # the operator gets a message, not a traceback
             where = _save_traceback()
             fail(f"unexpected error: {error.__class__.__name__}: {error} (details: {where})", 1)
 
