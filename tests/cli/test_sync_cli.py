@@ -1,0 +1,50 @@
+"""``claimsync sync run --once`` posts the sample set into the embedded ledger."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from claimsync_console.cli.app import app
+from claimsync_console.engine.samples import sample_files
+from claimsync_console.erp.ledger import LedgerAdapter
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CLAIMSYNC_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CLAIMSYNC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CLAIMSYNC_CONFIG", raising=False)
+    return tmp_path
+
+
+def test_sync_once_posts_and_a_second_run_posts_nothing(env: Path) -> None:
+    files = [str(p) for p in sample_files(SAMPLE)]
+    assert runner.invoke(app, ["ingest", *files]).exit_code == 0
+    first = runner.invoke(app, ["sync", "run", "--once", "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["posted"] > 250 and report["dead"] == 0
+    ledger = LedgerAdapter({"path": str(env / "ledger.sqlite")})
+    assert ledger.entry_count() == report["posted"]
+    assert sum(ledger.trial_balance().values(), Decimal(0)) == 0
+    second = runner.invoke(app, ["sync", "run", "--once", "--json"])
+    assert json.loads(second.stdout)["posted"] == 0
+    assert ledger.entry_count() == report["posted"]
+
+
+def test_bad_rules_file_is_a_usage_error(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = env / "rules.toml"
+    bad.write_text("[payers.X]\nreceivable = 12.5\n")
+    monkeypatch.setenv("CLAIMSYNC_RULES_PATH", str(bad))
+    result = runner.invoke(app, ["sync", "run", "--once"])
+    assert result.exit_code == 2
+    assert "posting rules" in result.stderr and "rules.toml" in result.stderr
+    assert "Traceback" not in result.output
