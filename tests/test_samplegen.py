@@ -17,7 +17,7 @@ from claimsync_console.engine.samplegen import generate, main
 from claimsync_console.x12.document import read_document
 from claimsync_console.x12.findings import Severity
 from claimsync_console.x12.tokenizer import tokenize
-from tests.test_writer import pyx12_problems
+from tests.pyx12_support import pyx12_problems
 
 ZERO = Decimal("0.00")
 REPO_SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"

@@ -3,15 +3,11 @@ project's own reader."""
 
 from __future__ import annotations
 
-import io
-import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-import pyx12.params
-import pyx12.x12n_document
 
 from claimsync_console.domain import (
     Adjustment,
@@ -47,6 +43,7 @@ from claimsync_console.x12.writer import (
     write_835,
     write_837,
 )
+from tests.pyx12_support import pyx12_problems
 
 D = Decimal
 ENVELOPE = Envelope("SENDER", "RECEIVER", 4711, datetime(2026, 1, 5, 9, 30, tzinfo=UTC))
@@ -55,31 +52,6 @@ CLINIC = Party("SAMPLE CLINIC", "XX", "1234567893")
 PAYER = Party("SAMPLE PAYER", "PI", "SMP01")
 SUBMITTER = Submitter("SAMPLE CLINIC", "SUB01")
 RECEIVER = Party("SAMPLE CLEARINGHOUSE", "46", "CH01")
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def pyx12_problems(text: str) -> list[str]:
-    """What pyx12 reports against its 5010 implementation-guide maps; empty when valid."""
-    collector = _Collect()
-    logger = logging.getLogger("pyx12")
-    logger.addHandler(collector)
-    try:
-        valid = pyx12.x12n_document.x12n_document(
-            pyx12.params.params(), io.StringIO(text), None, None, None, None
-        )
-    finally:
-        logger.removeHandler(collector)
-    if not valid and not collector.messages:
-        collector.messages.append("pyx12 says invalid without saying why")
-    return collector.messages
 
 
 def segments(text: str) -> list[Segment]:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,20 +29,28 @@ from claimsync_console.domain import (
     DocumentKind,
     Party,
     PersonName,
-    ProviderAdjustment,
     StatusCategoryClass,
     StatusCode,
 )
 from claimsync_console.engine import samplegen_scenarios as sc
+from claimsync_console.engine.samplegen_checks import CheckWriter, Stream
+from claimsync_console.engine.samplegen_data import (
+    BASE_DATE,
+    FACILITIES,
+    PAYERS,
+    UNUSUAL_CARCS,
+    Facility,
+    PayerProfile,
+)
+from claimsync_console.engine.samplegen_manifest import GenerationSummary, write_manifest
+from claimsync_console.engine.samplegen_readjudication import correct, has_contractual, reverse
 from claimsync_console.x12.writer import (
     Claim837Writer,
     ClaimRecord,
     Envelope,
-    RemittanceExtras,
     StatusRecord,
     Submitter,
     write_277ca,
-    write_835,
 )
 
 CLEARINGHOUSE = Party("SAMPLE CLEARINGHOUSE", "46", "SMPCLEAR")
@@ -62,21 +68,8 @@ OUTCOMES = (
     (0.21, "co16"),
     (0.24, "co97"),
 )
-FACILITY_WEIGHTS = list(accumulate(f.weight for f in sc.FACILITIES))
+FACILITY_WEIGHTS = list(accumulate(f.weight for f in FACILITIES))
 PROBLEMS = ("rejected_277ca", "unknown_pcn", "unusual_carc", "amount_mismatch")
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationSummary:
-    seed: int
-    claims: int
-    out_dir: Path
-    manifest_path: Path
-    files: tuple[str, ...]
-    counts: dict[str, int]
-    problems: dict[str, int]
-    paid_total: Decimal
-    payment_total: Decimal
 
 
 class _Batch:
@@ -87,19 +80,6 @@ class _Batch:
         self.statuses: list[tuple[int, StatusRecord]] = []
 
 
-@dataclass(slots=True)
-class _Stream:
-    """One payer's payments to one facility, cut into checks."""
-
-    payer: sc.PayerProfile
-    facility: sc.Facility
-    target: int
-    pending: list[ClaimPayment] = field(default_factory=list)
-    carry: list[ClaimPayment] = field(default_factory=list)
-    checks: int = 0
-    paid_icns: list[str] = field(default_factory=list)
-
-
 class _Generator:
     def __init__(self, claims: int, seed: int, out_dir: Path, claims_per_file: int) -> None:
         self.claims, self.seed, self.out = claims, seed, out_dir
@@ -107,15 +87,15 @@ class _Generator:
         self.rng = random.Random(seed)
         self.control = 0
         self.icn = 0
-        self.trace = 0
-        self.check_size = max(10, min(500, claims // 20))
         self.counts: Counter[str] = Counter()
         self.problems: dict[str, list[str]] = {name: [] for name in PROBLEMS}
         self.files: list[dict[str, Any]] = []
-        self.checks: list[dict[str, Any]] = []
         self.batches: dict[tuple[str, DocumentKind, bool], _Batch] = {}
         self.batch_numbers: Counter[tuple[str, DocumentKind, bool]] = Counter()
-        self.streams: dict[tuple[str, str], _Stream] = {}
+        check_size = max(10, min(500, claims // 20))
+        self.checks = CheckWriter(
+            self.rng, out_dir, check_size, self.counts, self._envelope, self._record_file
+        )
         self.patients = [sc.make_patient(self.rng) for _ in range(max(25, claims // 3))]
 
     # -- the run -----------------------------------------------------------------------------
@@ -129,18 +109,14 @@ class _Generator:
             self._claim(seq)
         for key in list(self.batches):
             self._close_batch(key)
-        for stream in self.streams.values():
-            while stream.pending or stream.carry:
-                if not stream.pending:  # the originals went out in the last check
-                    stream.pending, stream.carry = stream.carry, []
-                self._write_check(stream)
+        self.checks.flush()
         return self._manifest()
 
     def _claim(self, seq: int) -> None:
         rng = self.rng
-        facility = rng.choices(sc.FACILITIES, cum_weights=FACILITY_WEIGHTS)[0]
+        facility = rng.choices(FACILITIES, cum_weights=FACILITY_WEIGHTS)[0]
         patient = sc.pick(rng, self.patients)
-        payer = sc.PAYERS[patient.payer]
+        payer = PAYERS[patient.payer]
         plan = self._plan(payer)
         record = self._record(f"{facility.code}{seq:07d}", facility, patient, payer, plan)
         kind = record.claim.kind
@@ -156,14 +132,14 @@ class _Generator:
             return
         payment = sc.adjudicate(rng, record, plan, payer, icn)
         self._note_problems(payment, plan)
-        stream = self._stream(payer, facility)
-        self._add(stream, payment)
-        if plan.reversal and sc.has_contractual(payment):
+        stream = self.checks.stream(payer, facility)
+        self.checks.add(stream, payment)
+        if plan.reversal and has_contractual(payment):
             self._replace(stream, record, payment, patient.payer)
         if rng.random() < UNKNOWN_PCN_RATE:
             self._unknown(seq, facility)
 
-    def _plan(self, payer: sc.PayerProfile) -> sc.Plan:
+    def _plan(self, payer: PayerProfile) -> sc.Plan:
         rng = self.rng
         plan = sc.Plan(rejected=rng.random() < REJECTION_RATE)
         draw = rng.random()
@@ -178,7 +154,7 @@ class _Generator:
         if plan.outcome != "denied" and rng.random() < REVERSAL_RATE:
             plan.reversal = plan.outcome != "secondary"
         elif plan.outcome in ("paid", "secondary") and rng.random() < UNUSUAL_CARC_RATE:
-            plan.unusual_code = sc.pick(rng, sc.UNUSUAL_CARCS)
+            plan.unusual_code = sc.pick(rng, UNUSUAL_CARCS)
         elif rng.random() < MISMATCH_RATE:
             plan.mismatch_cents = sc.between(rng, 100, 5000)
         return plan
@@ -186,15 +162,15 @@ class _Generator:
     def _record(
         self,
         pcn: str,
-        facility: sc.Facility,
+        facility: Facility,
         patient: sc.Patient,
-        payer: sc.PayerProfile,
+        payer: PayerProfile,
         plan: sc.Plan,
     ) -> ClaimRecord:
         rng = self.rng
         institutional = sc.between(rng, 1, 100) <= facility.institutional_pct
         inpatient = institutional and rng.random() < 0.2
-        served = sc.BASE_DATE - timedelta(days=sc.between(rng, 7, 60))
+        served = BASE_DATE - timedelta(days=sc.between(rng, 7, 60))
         minimum = 2 if plan.outcome in ("partial", "co97", "co16") else 1
         lines = sc.make_lines(rng, institutional, inpatient, served, minimum)
         until = served + timedelta(days=int(lines[0].units or 1)) if inpatient else served
@@ -252,12 +228,12 @@ class _Generator:
             icn,
             state,
             codes,
-            sc.BASE_DATE + timedelta(days=1),
+            BASE_DATE + timedelta(days=1),
             claim.billed_amount,
             claim.payer,
             patient,
         )
-        served = claim.service_date_from or sc.BASE_DATE
+        served = claim.service_date_from or BASE_DATE
         return StatusRecord(status, claim.billing_provider, served, claim.service_date_to or served)
 
     def _note_problems(self, payment: ClaimPayment, plan: sc.Plan) -> None:
@@ -269,7 +245,7 @@ class _Generator:
         self.counts[f"outcome_{plan.outcome}"] += 1
 
     def _replace(
-        self, stream: _Stream, record: ClaimRecord, payment: ClaimPayment, payer_index: int
+        self, stream: Stream, record: ClaimRecord, payment: ClaimPayment, payer_index: int
     ) -> None:
         """A replacement 837 (frequency 7, REF*F8), then a reversal and a correction in the
         stream's next check."""
@@ -286,23 +262,23 @@ class _Generator:
         batch.writer.write(replacement)
         new_icn = self._next_icn(stream.payer)
         batch.statuses.append((payer_index, self._status(replacement, new_icn, sc.Plan())))
-        stream.carry += [sc.reverse(payment), sc.correct(self.rng, payment, new_icn)]
+        stream.carry += [reverse(payment), correct(self.rng, payment, new_icn)]
         self.counts["replacement_claims"] += 1
         self.counts["reversals"] += 1
 
-    def _unknown(self, seq: int, facility: sc.Facility) -> None:
+    def _unknown(self, seq: int, facility: Facility) -> None:
         """A payment for a claim that no 837 carries (another system's claim, a typo)."""
         patient = sc.pick(self.rng, self.patients)
-        payer = sc.PAYERS[patient.payer]
+        payer = PAYERS[patient.payer]
         plan = sc.Plan()
         record = self._record(f"{facility.code}9{seq:07d}", facility, patient, payer, plan)
         payment = sc.adjudicate(self.rng, record, plan, payer, self._next_icn(payer))
         self.problems["unknown_pcn"].append(payment.patient_control_number)
-        self._add(self._stream(payer, facility), payment)
+        self.checks.add(self.checks.stream(payer, facility), payment)
 
     # -- 837 and 277CA files -----------------------------------------------------------------
 
-    def _batch(self, facility: sc.Facility, kind: DocumentKind, replacement: bool) -> _Batch:
+    def _batch(self, facility: Facility, kind: DocumentKind, replacement: bool) -> _Batch:
         key = (facility.code, kind, replacement)
         batch = self.batches.get(key)
         if batch is not None:
@@ -337,139 +313,25 @@ class _Generator:
         self, sender: str, receiver: str, hour: int, minute: int, days: int = 0
     ) -> Envelope:
         self.control += 1
-        created = datetime.combine(
-            sc.BASE_DATE + timedelta(days=days), time(hour, minute % 60), UTC
-        )
+        created = datetime.combine(BASE_DATE + timedelta(days=days), time(hour, minute % 60), UTC)
         return Envelope(sender, receiver, self.control, created)
 
     def _record_file(self, path: Path, entry: dict[str, Any]) -> None:
         self.files.append({"path": path.relative_to(self.out).as_posix(), **entry})
 
-    # -- 835 checks --------------------------------------------------------------------------
-
-    def _stream(self, payer: sc.PayerProfile, facility: sc.Facility) -> _Stream:
-        key = (payer.key, facility.code)
-        if key not in self.streams:
-            self.streams[key] = _Stream(payer, facility, self._check_target())
-        return self.streams[key]
-
-    def _check_target(self) -> int:
-        return sc.between(self.rng, self.check_size // 2, self.check_size)
-
-    def _add(self, stream: _Stream, payment: ClaimPayment) -> None:
-        stream.pending.append(payment)
-        if len(stream.pending) >= stream.target:
-            self._write_check(stream)
-
-    def _write_check(self, stream: _Stream) -> None:
-        payments, stream.pending, stream.carry = stream.pending, stream.carry, []
-        stream.target = self._check_target()
-        stream.checks += 1
-        payer, facility = stream.payer, stream.facility
-        paid_on = sc.BASE_DATE + timedelta(days=14 + 7 * (stream.checks - 1))
-        paid_total = sum((p.paid for p in payments), ZERO)
-        plbs = self._plbs(stream, payments, paid_total, paid_on)
-        plb_total = sum((p.amount for p in plbs), ZERO)
-        amount = paid_total - plb_total
-        self.trace += 1
-        method = payer.payment_method if amount else "NON"
-        trace = f"{70000000 + self.trace}" if method == "CHK" else f"{payer.key}EFT{self.trace:08d}"
-        envelope = self._envelope(
-            payer.payer_id, f"SMP{facility.code}", 6, 0, days=(paid_on - sc.BASE_DATE).days
-        )
-        header = sc.remittance_header(payer, facility, envelope, amount, method, trace, paid_on)
-        extras = RemittanceExtras(payer.address, payer.payer_id, payee_tax_id=facility.tax_id)
-        path = self.out / "835" / f"835_{payer.key}_{facility.code}_{stream.checks:04d}.x12"
-        path.write_text(write_835(envelope, header, payments, plbs, extras), encoding="ascii")
-        paid_icns = [p.payer_claim_control_number for p in payments if p.paid > 0]
-        stream.paid_icns = (stream.paid_icns + paid_icns)[-20:]
-        self.counts["claim_payments"] += len(payments)
-        self.counts["plb_adjustments"] += len(plbs)
-        check = {
-            "trace_number": trace,
-            "payer_id": payer.payer_id,
-            "payee_npi": facility.npi,
-            "payment_method": method,
-            "payment_date": paid_on.isoformat(),
-            "claim_payments": len(payments),
-            "paid_total": str(paid_total),
-            "plb_total": str(plb_total),
-            "payment_amount": str(amount),
-        }
-        self.checks.append({"file": path.relative_to(self.out).as_posix(), **check})
-        self._record_file(path, {"kind": "835", **check})
-
-    def _plbs(
-        self, stream: _Stream, payments: list[ClaimPayment], paid_total: Decimal, paid_on: date
-    ) -> list[ProviderAdjustment]:
-        """L6 interest (negative: it adds to the check), WO recoupment and FB forwarding balance
-        (positive: they reduce it), never taking the check below zero."""
-        rng, npi = self.rng, stream.facility.npi
-        fiscal = date(paid_on.year, 12, 31)
-        icns = [p.payer_claim_control_number for p in payments if p.paid > 0] or ["0"]
-        plbs: list[ProviderAdjustment] = []
-        if rng.random() < 0.10:
-            interest = sc.cents(-sc.between(rng, 5, 2500))
-            plbs.append(ProviderAdjustment(npi, fiscal, "L6", sc.pick(rng, icns), interest))
-        room = paid_total - sum((p.amount for p in plbs), ZERO)
-        if rng.random() < 0.08 and stream.paid_icns and room > 20:
-            recouped = min(sc.cents(sc.between(rng, 2000, 30000)), sc.pct(room, 30))
-            plbs.append(
-                ProviderAdjustment(npi, fiscal, "WO", sc.pick(rng, stream.paid_icns), recouped)
-            )
-            room -= recouped
-        if rng.random() < 0.04 and room > 20:
-            forwarded = min(sc.cents(sc.between(rng, 1000, 15000)), sc.pct(room, 20))
-            plbs.append(ProviderAdjustment(npi, fiscal, "FB", f"FB{self.trace + 1:08d}", forwarded))
-        return plbs
-
-    def _next_icn(self, payer: sc.PayerProfile) -> str:
+    def _next_icn(self, payer: PayerProfile) -> str:
         self.icn += 1
-        return f"{sc.PAYERS.index(payer) + 1}26005{self.icn:08d}"
-
-    # -- manifest ----------------------------------------------------------------------------
+        return f"{PAYERS.index(payer) + 1}26005{self.icn:08d}"
 
     def _manifest(self) -> GenerationSummary:
-        files_835 = sorted(
-            (f for f in self.files if f["kind"] == "835"),
-            key=lambda f: (f["payment_date"], f["path"]),
-        )
-        ordered = [f for f in self.files if f["kind"] in ("837P", "837I") and not f["replacement"]]
-        ordered += [f for f in self.files if f["kind"] == "277CA"]
-        ordered += [f for f in self.files if f["kind"] in ("837P", "837I") and f["replacement"]]
-        ordered += files_835
-        paid = sum((Decimal(c["paid_total"]) for c in self.checks), ZERO)
-        payment = sum((Decimal(c["payment_amount"]) for c in self.checks), ZERO)
-        plb = sum((Decimal(c["plb_total"]) for c in self.checks), ZERO)
-        counts = dict(sorted(self.counts.items()))
-        counts.update(claims_billed=self.claims, checks=len(self.checks), files=len(ordered))
-        problems = {name: len(pcns) for name, pcns in self.problems.items()}
-        manifest = {
-            "generator": "claimsync_console.engine.samplegen",
-            "format_version": 1,
-            "seed": self.seed,
-            "claims": self.claims,
-            "base_date": sc.BASE_DATE.isoformat(),
-            "unusual_carcs": [f"{g}-{c}" for g, c in sc.UNUSUAL_CARCS],
-            "counts": counts,
-            "problems": problems,
-            "problem_pcns": self.problems,
-            "totals": {"paid": str(paid), "plb": str(plb), "payment": str(payment)},
-            "checks": self.checks,
-            "files": ordered,
-        }
-        manifest_path = self.out / "manifest.json"
-        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        return GenerationSummary(
+        return write_manifest(
+            self.out,
             self.seed,
             self.claims,
-            self.out,
-            manifest_path,
-            tuple(f["path"] for f in ordered),
-            counts,
-            problems,
-            paid,
-            payment,
+            self.counts,
+            self.problems,
+            self.files,
+            self.checks.checks,
         )
 
 

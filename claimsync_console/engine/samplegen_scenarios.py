@@ -1,9 +1,10 @@
-"""Reference data and adjudication rules for the sample-data generator.
+"""Patients, claims and adjudication rules for the sample-data generator.
 
-Everything here is fake: payer ids start with 'SMP', names come from short lists, member ids are
-random. Amounts are built from integer cents and integer percentages so that no float ever
-touches money, and every claim payment balances by construction (CLP03 − CLP04 = Σ CAS, and
-per line SVC02 − SVC03 = Σ CAS); the tests check that independently on the written files.
+Everything here is fake: member ids are random, names and prices come from the tables in
+``samplegen_data``. Amounts are built from integer cents and integer percentages so that no
+float ever touches money, and every claim payment balances by construction (CLP03 − CLP04 =
+Σ CAS, and per line SVC02 − SVC03 = Σ CAS); the tests check that independently on the written
+files. Reversals and corrections live in ``samplegen_readjudication``.
 """
 
 from __future__ import annotations
@@ -29,126 +30,27 @@ from claimsync_console.domain import (
     ServiceLine,
     ServicePayment,
 )
+from claimsync_console.engine.samplegen_data import (
+    BASE_DATE,
+    CLP06_FOR_SBR09,
+    DIAGNOSES,
+    FIRST,
+    INPATIENT_EXTRAS,
+    LAST,
+    LETTERS,
+    OFFICE_VISITS,
+    OUTPATIENT,
+    PAYERS,
+    PROFESSIONAL,
+    SPECIAL_LINE,
+    STREETS,
+    TOWNS,
+    Facility,
+    PayerProfile,
+)
 from claimsync_console.x12.writer import Address, ClaimRecord, Envelope
 
 T = TypeVar("T")
-Money = TypeVar("Money", Adjustment, Amount)
-BASE_DATE = date(2026, 1, 5)
-# Real CARCs that a normal rules file is unlikely to map: B7 "provider not certified for this
-# procedure on this date" and 121 "indemnification adjustment". (CO-999 would be invalid.)
-UNUSUAL_CARCS = (("CO", "B7"), ("OA", "121"))
-# SBR09 'CI' (commercial) and 'BL' (Blue Cross) are not CLP06 codes; payers answer with '12' (PPO)
-CLP06_FOR_SBR09 = {"CI": "12", "BL": "12"}
-
-
-@dataclass(frozen=True, slots=True)
-class PayerProfile:
-    key: str
-    name: str
-    payer_id: str
-    filing_indicator: str
-    allowed_pct: tuple[int, int]
-    coinsurance_pct: int
-    copay_cents: int
-    deductible_cents: int
-    sequestration: bool
-    payment_method: str
-    weight: int
-    takes_secondary: bool
-    originator_id: str
-    address: Address
-
-
-@dataclass(frozen=True, slots=True)
-class Facility:
-    code: str
-    name: str
-    npi: str
-    tax_id: str
-    address: Address
-    institutional_pct: int
-    weight: int
-    doctors: tuple[tuple[str, str, str], ...]
-
-
-def npi_with_check_digit(base: str) -> str:
-    """A Luhn-valid NPI (prefix 80840), so engines that validate NPIs accept the sample data."""
-    digits = [int(d) for d in "80840" + base]
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        doubled = digit * 2 if position % 2 == 0 else digit
-        total += doubled - 9 if doubled > 9 else doubled
-    return base + str((10 - total % 10) % 10)
-
-
-# fmt: off
-PAYERS = (
-    PayerProfile("MCR", "MEDICARE AB SAMPLE MAC", "SMPMB", "MB", (45, 60), 20, 0, 25700,
-                 True, "ACH", 30, False, "1000000001",
-                 Address("PO BOX 1001", "INDIANAPOLIS", "IN", "462060001")),
-    PayerProfile("MCD", "STATE MEDICAID SAMPLE", "SMPMD", "MC", (35, 50), 0, 300, 0,
-                 False, "ACH", 15, True, "1000000002",
-                 Address("PO BOX 2002", "SPRINGFIELD", "IL", "627940002")),
-    PayerProfile("AET", "ACME HEALTH INSURANCE", "SMPAE", "CI", (60, 80), 10, 2500, 50000,
-                 False, "CHK", 20, False, "1000000003",
-                 Address("PO BOX 3003", "HARTFORD", "CT", "061560003")),
-    PayerProfile("BCB", "BLUE SAMPLE CROSS SHIELD", "SMPBC", "BL", (55, 75), 20, 3000, 40000,
-                 False, "ACH", 20, True, "1000000004",
-                 Address("PO BOX 4004", "CHICAGO", "IL", "606800004")),
-    PayerProfile("UHC", "UNITED SAMPLE HEALTH PLAN", "SMPUH", "CI", (58, 78), 20, 2000, 30000,
-                 False, "ACH", 15, False, "1000000005",
-                 Address("PO BOX 5005", "ATLANTA", "GA", "303480005")),
-)
-
-FACILITIES = (
-    Facility("NMC", "NORTHSIDE MEDICAL CENTER", npi_with_check_digit("123456789"), "361111111",
-             Address("100 HOSPITAL DRIVE", "SPRINGFIELD", "IL", "627010100"), 75, 35,
-             (("HART", "LENA", npi_with_check_digit("156789012")),
-              ("OKAFOR", "DAVID", npi_with_check_digit("156789013")))),
-    Facility("LCH", "LAKESIDE COMMUNITY HOSPITAL", npi_with_check_digit("123456790"), "362222222",
-             Address("2 LAKE SHORE ROAD", "PEORIA", "IL", "616020002"), 85, 20,
-             (("MORENO", "ANA", npi_with_check_digit("156789014")),)),
-    Facility("RPG", "RIVERSIDE PHYSICIAN GROUP", npi_with_check_digit("123456791"), "363333333",
-             Address("30 RIVER STREET", "DECATUR", "IL", "625230030"), 0, 30,
-             (("CHEN", "WEI", npi_with_check_digit("156789015")),
-              ("BAKER", "SUSAN", npi_with_check_digit("156789016")))),
-    Facility("HOC", "HILLCREST ORTHOPEDIC CLINIC", npi_with_check_digit("123456792"), "364444444",
-             Address("4 HILLCREST AVENUE", "URBANA", "IL", "618010004"), 0, 15,
-             (("NOVAK", "PETER", npi_with_check_digit("156789017")),)),
-)
-
-# (code, charge in cents, modifier options, copay applies)
-PROFESSIONAL = (
-    ("99213", 15000, ("",), True), ("99214", 22500, ("", "25"), True),
-    ("99203", 21000, ("",), True), ("99204", 32000, ("",), True),
-    ("36415", 2500, ("",), False), ("80053", 9500, ("",), False),
-    ("85025", 4500, ("",), False), ("71046", 18000, ("", "26"), False),
-    ("93000", 8500, ("",), False), ("20610", 27500, ("RT", "LT"), False),
-    ("73721", 140000, ("RT", "LT"), False), ("97110", 12000, ("GP",), False),
-    ("29881", 480000, ("RT", "LT"), False), ("12001", 31000, ("",), False),
-)
-# (revenue code, HCPCS or '', charge in cents)
-OUTPATIENT = (
-    ("0450", "99284", 180000), ("0300", "80053", 18000), ("0305", "85025", 9000),
-    ("0320", "71046", 42000), ("0730", "93005", 26000), ("0636", "J1885", 4500),
-    ("0250", "", 12000), ("0360", "29881", 980000), ("0510", "99213", 30000),
-)
-INPATIENT_EXTRAS = (("0250", "", 35000), ("0300", "", 48000), ("0272", "", 21000))
-DIAGNOSES = ("E119", "I10", "J069", "M545", "R0789", "Z0000", "K219", "N390", "S83241A",
-             "M1711", "J189", "I4891", "N179", "M25561")
-FIRST = ("JAMES", "MARY", "ROBERT", "PATRICIA", "JOHN", "JENNIFER", "MICHAEL", "LINDA",
-         "DAVID", "ELIZABETH", "WILLIAM", "BARBARA", "RICHARD", "SUSAN", "JOSEPH", "JESSICA",
-         "THOMAS", "SARAH", "CARLOS", "KAREN", "DANIEL", "NANCY", "MATTHEW", "LISA", "ANTHONY",
-         "BETTY", "MARK", "SANDRA", "PAUL", "ASHLEY", "KEVIN", "EMILY")
-LAST = ("SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS",
-        "RODRIGUEZ", "MARTINEZ", "HERNANDEZ", "LOPEZ", "GONZALEZ", "WILSON", "ANDERSON",
-        "THOMAS", "TAYLOR", "MOORE", "JACKSON", "MARTIN", "LEE", "PEREZ", "THOMPSON", "WHITE",
-        "HARRIS", "SANCHEZ", "CLARK", "RAMIREZ", "LEWIS", "ROBINSON", "WALKER", "YOUNG")
-STREETS = ("OAK", "MAPLE", "CEDAR", "ELM", "PINE", "WALNUT", "ASH", "BIRCH")
-TOWNS = (("SPRINGFIELD", "627040000"), ("PEORIA", "616040000"), ("DECATUR", "625210000"),
-         ("URBANA", "618020000"), ("CHAMPAIGN", "618200000"))
-LETTERS = "ACDEFGHJKMNPQRTUVWXY"
-# fmt: on
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,9 +152,6 @@ def _line(
 
 def _vary(rng: random.Random, price_cents: int) -> Decimal:
     return cents(price_cents * between(rng, 90, 110) // 100)
-
-
-OFFICE_VISITS = frozenset(p[0] for p in PROFESSIONAL if p[3])
 
 
 def diagnoses(rng: random.Random) -> tuple[str, ...]:
@@ -366,10 +265,6 @@ def adjudicate(
             paid = charge - sum((a.amount for a in adjustments), ZERO)
         services.append(line_payment(line, charge, paid, adjustments, allowed=allowed))
     return _payment(record, plan, icn, total, services, [], remarks)
-
-
-# outcome -> (CARC of the one line it hits, LQ remarks); '' means the plan's denial reason
-SPECIAL_LINE = {"partial": ("", ()), "co97": ("97", ("M15",)), "co16": ("16", ("N290",))}
 
 
 def unusual(
@@ -487,77 +382,3 @@ def remittance_header(
         payer_contact="EDI SUPPORT",
         production_date=paid_on - timedelta(days=1),
     )
-
-
-# -- re-adjudication ---------------------------------------------------------------------------
-
-
-def _negated(items: tuple[Money, ...]) -> tuple[Money, ...]:
-    """Adjustments or amounts with every amount negated."""
-    return tuple(replace(item, amount=-item.amount) for item in items)
-
-
-def reverse(payment: ClaimPayment) -> ClaimPayment:
-    """CLP02 22: every amount negated and the same CLP07, so it cancels the original exactly."""
-    services = tuple(
-        replace(s, charge=-s.charge, paid=-s.paid, adjustments=_negated(s.adjustments))
-        for s in payment.services
-    )
-    services = tuple(replace(s, amounts=_negated(s.amounts)) for s in services)
-    responsibility = -(payment.patient_responsibility or ZERO)
-    return replace(
-        payment,
-        status_code="22",
-        charge=-payment.charge,
-        paid=-payment.paid,
-        patient_responsibility=responsibility,
-        adjustments=_negated(payment.adjustments),
-        services=services,
-        amounts=_negated(payment.amounts),
-    )
-
-
-def correct(rng: random.Random, payment: ClaimPayment, icn: str) -> ClaimPayment:
-    """The re-adjudicated claim after the replacement 837: the payer moves part of the first
-    CO-45 into payment, so the correction always pays more than the reversal takes back (a
-    check holding both never goes negative). The payer issues a new CLP07 for it."""
-    if payment.adjustments:
-        moved, adjustments = _move_from_contractual(rng, payment.adjustments)
-        services = payment.services
-    else:
-        services_list = list(payment.services)
-        moved = ZERO
-        for index, service in enumerate(services_list):
-            moved, adjustments = _move_from_contractual(rng, service.adjustments)
-            if moved:
-                amounts = tuple(replace(a, amount=a.amount + moved) for a in service.amounts)
-                services_list[index] = replace(
-                    service, paid=service.paid + moved, adjustments=adjustments, amounts=amounts
-                )
-                break
-        services, adjustments = tuple(services_list), payment.adjustments
-    return replace(
-        payment,
-        paid=payment.paid + moved,
-        payer_claim_control_number=icn,
-        frequency_code="7",
-        adjustments=adjustments,
-        services=services,
-        amounts=tuple(replace(a, amount=a.amount + moved) for a in payment.amounts),
-    )
-
-
-def _move_from_contractual(
-    rng: random.Random, adjustments: tuple[Adjustment, ...]
-) -> tuple[Decimal, tuple[Adjustment, ...]]:
-    for index, adjustment in enumerate(adjustments):
-        if adjustment.reason_code == "45" and adjustment.amount > CENT:
-            moved = max(CENT, pct(adjustment.amount, between(rng, 10, 50)))
-            changed = list(adjustments)
-            changed[index] = replace(adjustment, amount=adjustment.amount - moved)
-            return moved, tuple(changed)
-    return ZERO, adjustments
-
-
-def has_contractual(payment: ClaimPayment) -> bool:
-    return any(a.reason_code == "45" and a.amount > CENT for a in payment.all_adjustments)
