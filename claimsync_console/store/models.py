@@ -319,3 +319,4 @@ class ClaimStatusRow(Base):
 
 # The engine's tables live in their own module; importing it here puts them in Base.metadata.
 from claimsync_console.store import models_engine as _models_engine  # noqa: E402, F401
+from claimsync_console.store import models_triage as _models_triage  # noqa: E402, F401

@@ -31,6 +31,8 @@ EXPECTED_TABLES = {
     "posting_attempts",
     "audit_log",
     "adapter_health",
+    # operator actions (migration 0003)
+    "triage_actions",
 }
 
 

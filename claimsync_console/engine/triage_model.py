@@ -1,0 +1,270 @@
+"""The triage service's vocabulary: typed errors, results, the state machine and the role checks.
+
+Kept apart from the actions so that the console and the CLI can import the errors and results
+(to render them) without pulling in the engine. Nothing here touches a database.
+
+Exit codes follow the CLI's table (issue #5): 1 for an action that could not be done on an item
+(an invalid transition, rules that still miss something: in a bulk run these are the per-item
+failures that make the whole run exit 1), 2 for a usage error (an unknown id, a missing note, an
+unknown reason), 3 for a conflict, 4 for a missing permission.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from claimsync_console.domain import WorkItemKind, WorkItemState
+from claimsync_console.engine.rules import RulesBook
+from claimsync_console.store.models_engine import WorkItem
+
+OPEN = WorkItemState.OPEN.value
+IN_PROGRESS = WorkItemState.IN_PROGRESS.value
+RESOLVED = WorkItemState.RESOLVED.value
+WRITTEN_OFF = WorkItemState.WRITTEN_OFF.value
+IGNORED = WorkItemState.IGNORED.value
+ACTIVE_STATES = (OPEN, IN_PROGRESS)
+
+#: Items that keep a receivable open, so that writing them off is meaningful. An unmatched
+#: remittance is cash received (remap or ignore it), a dead letter or mapping error holds a
+#: posting (retry or reprocess it), an approval is approved or ignored.
+WRITE_OFF_KINDS = (WorkItemKind.DENIAL.value, WorkItemKind.REJECTED_CLAIM.value)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class TriageError(Exception):
+    """Base of every error the service raises on purpose; ``exit_code`` is the CLI's."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, item_id: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.item_id = item_id
+
+
+class InvalidTransitionError(TriageError):
+    """The item is not in a state (or of a kind) that the action applies to."""
+
+    exit_code = 1
+
+
+class UnresolvedError(TriageError):
+    """The action ran but could not resolve the item (rules still missing something)."""
+
+    exit_code = 1
+
+
+class UsageError(TriageError):
+    """A wrong argument: a missing note, an unknown reason, an amount out of range."""
+
+    exit_code = 2
+
+
+class NotFoundError(UsageError):
+    """No such work item, claim or action."""
+
+    exit_code = 2
+
+
+class ConflictError(TriageError):
+    """Someone else changed the item (its version moved) or holds its lease."""
+
+    exit_code = 3
+
+
+class PermissionDeniedError(TriageError):
+    """The operator's role may not do this (or they may not approve their own request)."""
+
+    exit_code = 4
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What one action did. ``action_id`` is the ``triage_actions`` row (None for a lease);
+    ``related_item_id`` an item the action opened or closed besides this one (the approval a
+    write-off over the limit opened, the denial an approval wrote off)."""
+
+    item_id: int
+    action: str
+    state: str
+    version: int
+    outbox_id: int | None
+    audit_id: int
+    message: str
+    action_id: int | None = None
+    related_item_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A bulk action's dry run: how many items and dollars it would touch. ``ids`` stops at
+    the limits' ``preview_ids`` (``truncated`` then says so); ``count`` and ``total`` do not."""
+
+    action: str
+    count: int
+    total: Decimal
+    ids: tuple[int, ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """One item of a bulk run: its result, or the error that stopped it (with its exit code)."""
+
+    item_id: int
+    result: ActionResult | None = None
+    error: str = ""
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """Each item's outcome, in the order applied. ``truncated``: the selection held more
+    items than ``max_items``; the rest were left alone."""
+
+    action: str
+    outcomes: tuple[ItemOutcome, ...] = field(default_factory=tuple)
+    truncated: bool = False
+
+    @property
+    def succeeded(self) -> int:
+        return sum(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return len(self.outcomes) - self.succeeded
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every item went through, else 1 (issue #5: some items failed)."""
+        return 0 if self.failed == 0 else 1
+
+
+@dataclass(frozen=True, slots=True)
+class RevealedPhi:
+    """The unmasked identity behind an item, for the console's audited reveal. Never logged."""
+
+    item_id: int
+    audit_id: int
+    patient_name: str
+    member_id: str
+    date_of_birth: str
+    subscriber_name: str = ""
+    subscriber_member_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TriageLimits:
+    """``lease``: how long claim_item holds an item; ``preview_ids``: ids a dry run lists;
+    ``max_bulk``: the most items one bulk call applies to (the CLI's ``--max`` may lower it)."""
+
+    lease: timedelta = timedelta(minutes=30)
+    preview_ids: int = 1000
+    max_bulk: int = 10_000
+
+
+# -- the state machine and leases --------------------------------------------------------------
+
+
+def require_active(item: WorkItem, action: str) -> None:
+    """Only open and in-progress items can be acted on; closed ones need ``reverse``."""
+    if item.state not in ACTIVE_STATES:
+        raise InvalidTransitionError(
+            f"work item {item.id} is {item.state}: {action} needs an open or in_progress item"
+            f" ({item.state} is final)",
+            item_id=item.id,
+        )
+
+
+def require_kind(item: WorkItem, action: str, *kinds: str) -> None:
+    if item.kind not in kinds:
+        raise InvalidTransitionError(
+            f"work item {item.id} is a {item.kind} item: {action} applies to"
+            f" {' or '.join(kinds)} items",
+            item_id=item.id,
+        )
+
+
+def require_version(item: WorkItem, expected: int | None) -> None:
+    if expected is not None and item.version != expected:
+        raise ConflictError(
+            f"work item {item.id} changed since you loaded it (version {expected}, now"
+            f" {item.version}, {item.state}): reload it and decide again",
+            item_id=item.id,
+        )
+
+
+def lease_holder(item: WorkItem, now: datetime) -> str | None:
+    """Who holds a live lease on the item, if anyone."""
+    if item.state != IN_PROGRESS or not item.assigned_to:
+        return None
+    if item.lease_expires_at is not None and item.lease_expires_at <= now:
+        return None
+    return item.assigned_to
+
+
+def require_not_leased_by_other(item: WorkItem, operator: str, now: datetime) -> None:
+    holder = lease_holder(item, now)
+    if holder is not None and holder != operator:
+        until = item.lease_expires_at.isoformat() if item.lease_expires_at else "released"
+        raise ConflictError(
+            f"work item {item.id} is being worked by {holder} (lease until {until})",
+            item_id=item.id,
+        )
+
+
+def require_note(note: str, action: str, what: str = "a note") -> str:
+    text = (note or "").strip()
+    if not text:
+        raise UsageError(f"{action} needs {what} saying why")
+    return text
+
+
+# -- roles and approval tiers ------------------------------------------------------------------
+
+
+def may_approve(rules: RulesBook, kind: str, code: str, amount: Decimal, role: str) -> str | None:
+    """None when ``role`` may approve ``amount`` of ``kind``/``code``, else why not.
+
+    A role may approve up to its own tier's ``max_amount``. When the amount is beyond every
+    tier, the last (most senior) role decides, as the rules file says."""
+    tiers = rules.tiers(kind, code)
+    if not tiers:
+        return None
+    own = next((t for t in tiers if t.role == role), None)
+    if own is None:
+        roles = ", ".join(t.role for t in tiers if t.role != "auto")
+        return f"role {role} is not in the approval tiers for {kind} {code} ({roles})"
+    if own.max_amount is None or abs(amount) <= own.max_amount:
+        return None
+    top = tiers[-1]
+    beyond = top.max_amount is not None and abs(amount) > top.max_amount
+    if beyond and top.role == role:
+        return None
+    return f"role {role} may approve {kind} {code} up to {own.max_amount}, not {abs(amount)}"
+
+
+def snapshot(item: WorkItem) -> dict[str, Any]:
+    """The audit's before/after of an item: state and money, never PHI (the patient control
+    number is the provider's own claim id, not a person)."""
+    return {
+        "kind": item.kind,
+        "state": item.state,
+        "version": item.version,
+        "amount": str(item.amount),
+        "assigned_to": item.assigned_to,
+        "claim_id": item.claim_id,
+        "outbox_id": item.outbox_id,
+    }
