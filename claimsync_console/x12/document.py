@@ -87,11 +87,19 @@ class DocumentReader:
 
     def __iter__(self) -> Iterator[object]:
         last = 0
+        env = self._env
         try:
             tokenizer = self._tokenizer()
             for segment in tokenizer:
                 last = segment.index
-                out = self._segment(segment)
+                # The body of a transaction set is nearly every segment: feed it without the
+                # envelope dispatch below (a call per segment is a tenth of the 835 read time).
+                if env.st is not None and segment.id not in ENVELOPE:
+                    env.segment_count += 1
+                    reader = env.reader
+                    out = reader.feed(segment) if reader is not None else None
+                else:
+                    out = self._segment(segment)
                 if out:
                     yield from out
         except TokenizerError as error:

@@ -4,12 +4,20 @@ It streams: each ``ClaimPayment`` leaves the reader as soon as its loop closes, 
 transaction-level balance (BPR02 = Σ CLP04 − Σ PLB) is kept as running sums, so a 100k-claim
 check never sits in memory. Balancing failures are ERROR findings, never exceptions: published
 835s do break the identities.
+
+It is also the hot path of every 835 ingest (benchmarks/bench_parse.py), hence the shapes below:
+the segments allowed where the reader stands are one set, swapped only when a loop opens or
+closes; handlers index a padded element list instead of calling ``Segment.get``; numbers take a
+fast path and fall back to the base helpers only to report a bad value; the CAS sums are kept as
+the segments arrive; and claim and service payments are built positionally.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from dataclasses import fields
+from datetime import date
+from decimal import Decimal, InvalidOperation
 
 from claimsync_console.domain import (
     ZERO,
@@ -36,34 +44,81 @@ HEADER_SEGMENTS = frozenset(
 CLAIM_SEGMENTS = frozenset({"CAS", "NM1", "MIA", "MOA", "REF", "DTM", "PER", "AMT", "QTY"})
 SERVICE_SEGMENTS = frozenset({"DTM", "CAS", "REF", "AMT", "QTY", "LQ"})
 NAME_ROLES = {"QC": "patient", "IL": "insured", "74": "corrected_patient", "82": "rendering"}
+# Segments allowed anywhere in the body; they open or close loops, so they take the slow path.
+BOUNDARY = frozenset({"CLP", "LX", "PLB", "TS3", "TS2"})
+IN_SERVICE = SERVICE_SEGMENTS | {"SVC"}
+IN_CLAIM = CLAIM_SEGMENTS | {"SVC"}
+NOTHING: frozenset[str] = frozenset()
+_PAD = [""] * 24
+_DATE_CACHE_SIZE = 512
+_dates: dict[str, date] = {}  # DTM text -> date: an 835 repeats a few dozen dates all along
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# Field order of the positional constructors below; _check_field_order guards it.
+CLAIM_FIELDS = _names(
+    "patient_control_number status_code charge paid patient_responsibility filing_indicator "
+    "payer_claim_control_number facility_code frequency_code drg_code adjustments services "
+    "patient insured corrected_patient corrected_insured rendering_provider references dates "
+    "amounts quantities inpatient_remarks outpatient_remarks segment_start segment_end "
+    "sequence"
+)
+SERVICE_FIELDS = _names(
+    "procedure_qualifier procedure_code modifiers charge paid revenue_code units_paid "
+    "original_procedure_code original_units adjustments references dates amounts quantities "
+    "remark_codes segment_index"
+)
+ClaimHead = tuple[str, str, Decimal, Decimal, Decimal | None, str, str, str, str, str]
+ServiceHead = tuple[
+    str, str, tuple[str, ...], Decimal, Decimal, str, Decimal | None, str, Decimal | None
+]
+
+
+def _check_field_order() -> None:
+    """Payments are built positionally (a third faster than by keyword), so the domain's field
+    order is part of this reader's contract: fail at import, not with shuffled data."""
+    for cls, expected in ((ClaimPayment, CLAIM_FIELDS), (ServicePayment, SERVICE_FIELDS)):
+        if tuple(f.name for f in fields(cls)) != expected:
+            raise ImportError(f"{cls.__name__} fields changed; update reader_835's field order")
+
+
+_check_field_order()
+
+
+def padded(segment: Segment, size: int) -> list[str]:
+    """The elements with '' up to index ``size``: what ``Segment.get`` returns, without a call
+    per element."""
+    elements = segment.elements
+    if len(elements) > size:
+        return elements
+    return elements + _PAD[: size + 1 - len(elements)]
 
 
 def person_from_nm1(segment: Segment) -> PersonName:
-    return PersonName(
-        entity_code=segment.get(1),
-        last_name=segment.get(3),
-        first_name=segment.get(4),
-        middle_name=segment.get(5),
-        id_qualifier=segment.get(8),
-        member_id=segment.get(9),
-    )
+    e = padded(segment, 9)
+    return PersonName(e[1], e[3], e[4], e[5], e[8], e[9])
 
 
 class _ServiceBuilder:
     __slots__ = (
+        "adjusted",
         "adjustments",
         "amounts",
         "dates",
+        "head",
+        "index",
         "quantities",
         "references",
         "remarks",
-        "segment",
-        "values",
     )
 
-    def __init__(self, segment: Segment, values: dict[str, object]) -> None:
-        self.segment = segment
-        self.values = values
+    def __init__(self, index: int, head: ServiceHead) -> None:
+        self.index = index
+        self.head = head
+        self.adjusted = ZERO  # Σ CAS amounts, in file order, as ServicePayment sums them
         self.adjustments: list[Adjustment] = []
         self.references: list[Reference] = []
         self.dates: list[DatedValue] = []
@@ -73,35 +128,37 @@ class _ServiceBuilder:
 
     def build(self) -> ServicePayment:
         return ServicePayment(
-            **self.values,  # type: ignore[arg-type]
-            adjustments=tuple(self.adjustments),
-            references=tuple(self.references),
-            dates=tuple(self.dates),
-            amounts=tuple(self.amounts),
-            quantities=tuple(self.quantities),
-            remark_codes=tuple(self.remarks),
-            segment_index=self.segment.index,
+            *self.head,
+            tuple(self.adjustments),
+            tuple(self.references),
+            tuple(self.dates),
+            tuple(self.amounts),
+            tuple(self.quantities),
+            tuple(self.remarks),
+            self.index,
         )
 
 
 class _ClaimBuilder:
     __slots__ = (
+        "adjusted",
         "adjustments",
         "amounts",
-        "clp",
         "dates",
+        "head",
+        "index",
         "inpatient",
         "names",
         "outpatient",
         "quantities",
         "references",
         "services",
-        "values",
     )
 
-    def __init__(self, clp: Segment, values: dict[str, object]) -> None:
-        self.clp = clp
-        self.values = values
+    def __init__(self, index: int, head: ClaimHead) -> None:
+        self.index = index
+        self.head = head
+        self.adjusted = ZERO  # Σ CAS amounts of the claim and its lines, in file order
         self.adjustments: list[Adjustment] = []
         self.services: list[_ServiceBuilder] = []
         self.names: dict[str, PersonName] = {}
@@ -127,6 +184,7 @@ class Remittance835Reader(TransactionReader):
         self._bpr: Segment | None = None
         self._claim_count = 0
         self._paid_total = ZERO
+        self._permitted: frozenset[str] = HEADER_SEGMENTS
         self._handlers: dict[str, Callable[[Segment], None]] = {
             "BPR": self._bpr_segment,
             "TRN": self._trn,
@@ -151,18 +209,26 @@ class Remittance835Reader(TransactionReader):
     # -- the TransactionReader contract ------------------------------------------------------
 
     def feed(self, segment: Segment) -> list[object] | None:
-        out: list[object] | None = None
         sid = segment.id
+        if sid in BOUNDARY:
+            return self._boundary(segment, sid)
+        if sid not in self._permitted:
+            self.warn(segment, f"segment {sid} is unexpected here in an 835", "unexpected-segment")
+            return None
+        handler = self._handlers.get(sid)
+        if handler is not None:
+            handler(segment)
+        return None
+
+    def _boundary(self, segment: Segment, sid: str) -> list[object] | None:
+        """CLP, LX, PLB, TS3 and TS2: close what they end, handle them, re-read the state."""
+        out: list[object] | None = None
         if sid in ("CLP", "LX", "PLB") and self._claim is not None:
             out = [self._close_claim()]
         if not self._header_emitted and sid in ("CLP", "LX", "PLB", "TS3"):
             out = (out or []) + [self._close_header(segment.index)]
-        if not self._allowed(sid):
-            self.warn(segment, f"segment {sid} is unexpected here in an 835", "unexpected-segment")
-            return out
-        handler = self._handlers.get(sid)
-        if handler is not None:
-            handler(segment)
+        self._handlers[sid](segment)
+        self._refresh_permitted()
         return out
 
     def finish(self, last_index: int) -> list[object]:
@@ -184,16 +250,16 @@ class Remittance835Reader(TransactionReader):
 
     # -- where each segment may stand ---------------------------------------------------------
 
-    def _allowed(self, sid: str) -> bool:
-        if sid in ("CLP", "LX", "PLB", "TS3", "TS2"):
-            return True
+    def _refresh_permitted(self) -> None:
+        """Which non-boundary segments may stand here; only loop changes move it."""
         if self._service is not None:
-            return sid in SERVICE_SEGMENTS or sid == "SVC"
-        if self._claim is not None:
-            return sid in CLAIM_SEGMENTS or sid == "SVC"
-        if self._plbs:
-            return False
-        return not self._header_emitted and sid in HEADER_SEGMENTS
+            self._permitted = IN_SERVICE
+        elif self._claim is not None:
+            self._permitted = IN_CLAIM
+        elif self._plbs or self._header_emitted:
+            self._permitted = NOTHING
+        else:
+            self._permitted = HEADER_SEGMENTS
 
     def _ignore(self, segment: Segment) -> None:
         return None
@@ -282,41 +348,76 @@ class Remittance835Reader(TransactionReader):
             self._header_values[role] = Party(party.name, reference.qualifier, reference.value)
 
     def _dtm(self, segment: Segment) -> None:
-        dated = DatedValue(segment.get(1), self.date(segment, 2))
+        e = padded(segment, 2)
+        value = _dates.get(e[2])
+        if value is None:
+            value = self.date(segment, 2)
+            if value is not None:  # only good dates are kept: a bad one is reported every time
+                if len(_dates) >= _DATE_CACHE_SIZE:
+                    _dates.clear()
+                _dates[e[2]] = value
+        dated = DatedValue(e[1], value)
         target = self._service or self._claim
         if target is not None:
             target.dates.append(dated)
         elif dated.qualifier == "405":
             self._header_values["production_date"] = dated.value
 
+    def _optional(self, segment: Segment, e: list[str], position: int) -> Decimal | None:
+        """``self.decimal`` with a fast path: the base helper runs only to report a bad value."""
+        text = e[position]
+        if not text:
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            return self.decimal(segment, position)
+        return value if value.is_finite() else self.decimal(segment, position)
+
+    def _money(self, segment: Segment, e: list[str], position: int) -> Decimal:
+        """``self.amount`` with a fast path: the base helper runs only to report a bad value."""
+        try:
+            value = Decimal(e[position])
+        except InvalidOperation:
+            return self.amount(segment, position)
+        return value if value.is_finite() else self.amount(segment, position)
+
     def _amt(self, segment: Segment) -> None:
-        value = self.decimal(segment, 2)
+        e = padded(segment, 2)
+        value = self._optional(segment, e, 2)
         target = self._service or self._claim
         if target is not None and value is not None:
-            target.amounts.append(Amount(segment.get(1), value))
+            target.amounts.append(Amount(e[1], value))
 
     def _qty(self, segment: Segment) -> None:
-        value = self.decimal(segment, 2)
+        e = padded(segment, 2)
+        value = self._optional(segment, e, 2)
         target = self._service or self._claim
         if target is not None and value is not None:
-            target.quantities.append(Quantity(segment.get(1), value))
+            target.quantities.append(Quantity(e[1], value))
 
     def _cas(self, segment: Segment) -> None:
-        target = self._service or self._claim
-        assert target is not None
-        group = segment.get(1)
+        claim = self._claim
+        assert claim is not None
+        service = self._service
+        adjustments = (service or claim).adjustments
+        size = len(segment.elements)
+        e = padded(segment, 20)
+        group = e[1]
         if group not in ("CO", "PR", "OA", "PI", "CR"):
             self.error(
                 segment, f"CAS01 group code {group!r} is not CO, PR, OA, PI or CR", "bad-cas-group"
             )
-        elements = segment.elements
-        for position in range(2, min(len(elements), 20), 3):
-            reason = elements[position]
+        for position in range(2, min(size, 20), 3):
+            reason = e[position]
             if not reason:
                 continue
-            amount = self.amount(segment, position + 1)
-            quantity = self.decimal(segment, position + 2)
-            target.adjustments.append(Adjustment(group, reason, amount, quantity))
+            amount = self._money(segment, e, position + 1)
+            quantity = self._optional(segment, e, position + 2)
+            adjustments.append(Adjustment(group, reason, amount, quantity))
+            claim.adjusted += amount
+            if service is not None:
+                service.adjusted += amount
 
     def _lx(self, segment: Segment) -> None:
         self._service = None
@@ -324,27 +425,28 @@ class Remittance835Reader(TransactionReader):
     # -- claim loop (2100) ---------------------------------------------------------------------
 
     def _clp(self, segment: Segment) -> None:
-        facility = segment.components(8)
-        values: dict[str, object] = {
-            "patient_control_number": segment.get(1),
-            "status_code": segment.get(2),
-            "charge": self.amount(segment, 3),
-            "paid": self.amount(segment, 4),
-            "patient_responsibility": self.decimal(segment, 5),
-            "filing_indicator": segment.get(6),
-            "payer_claim_control_number": segment.get(7),
-            "facility_code": facility[0],
-            "frequency_code": segment.get(9),
-            "drg_code": segment.get(11),
-        }
-        if not values["patient_control_number"]:
+        e = padded(segment, 11)
+        head: ClaimHead = (
+            e[1],
+            e[2],
+            self._money(segment, e, 3),
+            self._money(segment, e, 4),
+            self._optional(segment, e, 5),
+            e[6],
+            e[7],
+            e[8].split(segment.delimiters.component, 1)[0],
+            e[9],
+            e[11],
+        )
+        if not e[1]:
             self.error(segment, "CLP01 patient control number is empty", "missing-pcn")
-        self._claim = _ClaimBuilder(segment, values)
+        self._claim = _ClaimBuilder(segment.index, head)
 
     def _nm1(self, segment: Segment) -> None:
         claim = self._claim
         assert claim is not None
-        role = NAME_ROLES.get(segment.get(1))
+        elements = segment.elements
+        role = NAME_ROLES.get(elements[1] if len(elements) > 1 else "")
         if role is not None:
             claim.names[role] = person_from_nm1(segment)
 
@@ -364,55 +466,55 @@ class Remittance835Reader(TransactionReader):
         assert claim is not None
         self._claim = None
         self._service = None
-        services = tuple(s.build() for s in claim.services)
+        builders = claim.services
         names = claim.names
         self._claim_count += 1
         payment = ClaimPayment(
-            **claim.values,  # type: ignore[arg-type]
-            adjustments=tuple(claim.adjustments),
-            services=services,
-            patient=names.get("patient"),
-            insured=names.get("insured"),
-            corrected_patient=names.get("corrected_patient"),
-            rendering_provider=names.get("rendering"),
-            references=tuple(claim.references),
-            dates=tuple(claim.dates),
-            amounts=tuple(claim.amounts),
-            quantities=tuple(claim.quantities),
-            inpatient_remarks=claim.inpatient,
-            outpatient_remarks=claim.outpatient,
-            segment_start=claim.clp.index,
-            segment_end=self._last_index(claim),
-            sequence=self._claim_count,
+            *claim.head,
+            tuple(claim.adjustments),
+            tuple([s.build() for s in builders]),
+            names.get("patient"),
+            names.get("insured"),
+            names.get("corrected_patient"),
+            None,
+            names.get("rendering"),
+            tuple(claim.references),
+            tuple(claim.dates),
+            tuple(claim.amounts),
+            tuple(claim.quantities),
+            claim.inpatient,
+            claim.outpatient,
+            claim.index,
+            builders[-1].index if builders else claim.index,
+            self._claim_count,
         )
         self._paid_total += payment.paid
-        self._check_claim_balance(payment, claim.clp)
+        self._check_claim_balance(payment, claim)
         return payment
-
-    @staticmethod
-    def _last_index(claim: _ClaimBuilder) -> int:
-        return claim.clp.index if not claim.services else claim.services[-1].segment.index
 
     # -- service loop (2110) -------------------------------------------------------------------
 
     def _svc(self, segment: Segment) -> None:
         claim = self._claim
         assert claim is not None
-        procedure = segment.components(1)
-        original = segment.components(6) if segment.get(6) else [""]
-        values: dict[str, object] = {
-            "procedure_qualifier": procedure[0],
-            "procedure_code": procedure[1] if len(procedure) > 1 else "",
-            "modifiers": tuple(m for m in procedure[2:6] if m),
-            "charge": self.amount(segment, 2),
-            "paid": self.amount(segment, 3),
-            "revenue_code": segment.get(4),
-            "units_paid": self.decimal(segment, 5),
-            "original_procedure_code": original[1] if len(original) > 1 else "",
-            "original_units": self.decimal(segment, 7),
-        }
-        self._service = _ServiceBuilder(segment, values)
+        e = padded(segment, 7)
+        component = segment.delimiters.component
+        procedure = e[1].split(component)
+        original = e[6].split(component) if e[6] else [""]
+        head: ServiceHead = (
+            procedure[0],
+            procedure[1] if len(procedure) > 1 else "",
+            tuple([m for m in procedure[2:6] if m]),
+            self._money(segment, e, 2),
+            self._money(segment, e, 3),
+            e[4],
+            self._optional(segment, e, 5),
+            original[1] if len(original) > 1 else "",
+            self._optional(segment, e, 7),
+        )
+        self._service = _ServiceBuilder(segment.index, head)
         claim.services.append(self._service)
+        self._permitted = IN_SERVICE
 
     def _lq(self, segment: Segment) -> None:
         assert self._service is not None
@@ -443,20 +545,22 @@ class Remittance835Reader(TransactionReader):
 
     # -- balancing -----------------------------------------------------------------------------
 
-    def _check_claim_balance(self, payment: ClaimPayment, clp: Segment) -> None:
-        adjusted = payment.adjustment_total
+    def _check_claim_balance(self, payment: ClaimPayment, claim: _ClaimBuilder) -> None:
+        """CLP03 − CLP04 = Σ CAS, and per line SVC02 − SVC03 = Σ its CAS; the sums were kept
+        while reading, in file order, so they equal ``adjustment_total`` to the last digit."""
+        adjusted = claim.adjusted
         if payment.charge - payment.paid != adjusted:
             self.sink.add(
                 Severity.ERROR,
-                clp.index,
+                claim.index,
                 "CLP",
                 f"claim {payment.patient_control_number}: CLP03 {payment.charge} − CLP04 "
                 f"{payment.paid} = {payment.charge - payment.paid}, but the CAS adjustments add "
                 f"up to {adjusted}",
                 "claim-out-of-balance",
             )
-        for service in payment.services:
-            line_adjusted = service.adjustment_total
+        for service, builder in zip(payment.services, claim.services, strict=True):
+            line_adjusted = builder.adjusted
             if service.charge - service.paid != line_adjusted:
                 self.sink.add(
                     Severity.ERROR,

@@ -148,29 +148,41 @@ class Tokenizer:
         else:
             raise TokenizerError("the file does not start with an ISA header, so it is not X12", 1)
         pending: str | None = buffer
+        fresh = True
         while pending is not None:
-            pending = yield from self._split(pending)
+            pending, fresh = yield from self._split(pending, fresh)
 
-    def _split(self, buffer: str) -> Generator[Segment, None, str | None]:
+    def _split(self, buffer: str, fresh: bool) -> Generator[Segment, None, tuple[str | None, bool]]:
         """Yield the whole segments in ``buffer`` and return what is left to read next.
 
         Returns early, with the unread text, when an ISA brings new delimiters, and None once
-        the stream is exhausted (an empty tail is not the end: a chunk may end on a terminator)."""
+        the stream is exhausted (an empty tail is not the end: a chunk may end on a terminator).
+        ``fresh`` says the buffer starts with the ISA its delimiters were just read from: that
+        ISA is not asked again, because a whitespace ISA16 reads differently once the piece is
+        stripped, and asking again restarted the interchange forever."""
         delimiters = self.delimiters
         terminator, element = delimiters.segment, delimiters.element
         more = self._read()
         pieces = (buffer + more).split(terminator) if more else buffer.split(terminator)
         tail = pieces.pop() if more else ""
-        for position, piece in enumerate(pieces):
-            piece = piece.strip(_WHITESPACE)
-            if not piece:
-                continue
-            if piece.startswith("ISA") and self._changes_delimiters(piece):
-                rest = terminator.join([*pieces[position:], tail]).lstrip(_WHITESPACE)
-                return self._start_interchange(rest)
-            self.segment_count += 1
-            yield Segment(self.segment_count, piece.split(element), delimiters)
-        return tail if more else None
+        count = self.segment_count
+        try:
+            for position, piece in enumerate(pieces):
+                piece = piece.strip(_WHITESPACE)
+                if not piece:
+                    continue
+                if (
+                    piece.startswith("ISA")
+                    and (position or not fresh)
+                    and self._changes_delimiters(piece)
+                ):
+                    rest = terminator.join([*pieces[position:], tail]).lstrip(_WHITESPACE)
+                    return self._start_interchange(rest), True
+                count += 1
+                yield Segment(count, piece.split(element), delimiters)
+        finally:
+            self.segment_count = count
+        return (tail if more else None), False
 
     def _changes_delimiters(self, isa_piece: str) -> bool:
         try:
