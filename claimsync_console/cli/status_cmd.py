@@ -1,8 +1,9 @@
-"""``claimsync status``: what the store holds."""
+"""``claimsync status``: what the store holds, and the dashboard's figures."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 
@@ -15,21 +16,25 @@ def register(app: typer.Typer) -> None:
 
 @friendly_errors
 def status(database: DatabaseOption = None, json_output: JsonOption = False) -> None:
-    """Show files, claims and payments in the store."""
+    """Show files, claims and payments in the store, the pipeline stages and the queues."""
+    from datetime import UTC, datetime
+
     from claimsync_console.engine.runtime import open_store
-    from claimsync_console.engine.status import store_summary
+    from claimsync_console.engine.status import dashboard, dashboard_json, store_summary
 
     settings = settings_for(database)
     store = open_store(settings.resolved_database_url)
     try:
         with store.sessions() as session:
             summary = store_summary(session)
+            board = dashboard_json(dashboard(session, now=datetime.now(UTC)))
     finally:
         store.dispose()
     if json_output:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps({**summary, "dashboard": board}, indent=2))
         return
     print_summary(summary)
+    print_dashboard(board)
 
 
 def print_summary(summary: dict[str, object]) -> None:
@@ -46,3 +51,42 @@ def print_summary(summary: dict[str, object]) -> None:
         else:
             table.add_row(key.replace("_", " "), str(value))
     Console().print(table)
+
+
+def print_dashboard(board: dict[str, Any]) -> None:
+    """The JSON-ready dashboard (``engine.status.dashboard_json``) as three small tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    stages = Table(title="Pipeline")
+    for name in ("stage", "count", "amount"):
+        stages.add_column(name, justify="left" if name == "stage" else "right")
+    for stage, figures in board["stages"].items():
+        stages.add_row(stage.replace("_", " "), str(figures["count"]), figures["amount"])
+    console.print(stages)
+
+    queues = Table(title="Open work items")
+    labels = list(board["aging"])
+    for name in ("queue", "count", "amount", *labels):
+        queues.add_column(name, justify="left" if name == "queue" else "right")
+    for kind, tile in board["queues"].items():
+        aging = board["aging_by_queue"].get(kind, {})
+        counts = [str(aging.get(label, {}).get("count", 0)) for label in labels]
+        queues.add_row(kind.replace("_", " "), str(tile["count"]), tile["amount"], *counts)
+    console.print(queues)
+
+    outbox = board["outbox"]
+    age = outbox["oldest_age_seconds"]
+    console.print(
+        f"outbox: {outbox['depth']} waiting ({outbox['depth_amount']}), "
+        f"oldest {'-' if age is None else f'{age}s'}, {outbox['dead']} dead; "
+        f"postings in the last {len(board['postings_per_minute'])} min: "
+        f"{sum(board['postings_per_minute'])}"
+    )
+    for adapter in board["adapters"]:
+        console.print(
+            f"adapter {adapter['adapter']}: circuit {adapter['circuit_state']}, "
+            f"p50 {adapter['p50_ms']} ms, p95 {adapter['p95_ms']} ms, "
+            f"last success {adapter['last_success_at'] or 'never'}"
+        )

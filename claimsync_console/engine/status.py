@@ -1,11 +1,22 @@
-"""Read models behind ``claimsync status`` and the console dashboard."""
+"""Read models behind ``claimsync status`` and the console dashboard.
+
+Every figure is one grouped query on indexed columns (``store.queries_status``), so the
+dashboard costs the same handful of statements at a million rows as at a hundred; Python only
+shapes the few rows that come back. ``now`` is passed in, never read from the clock here, so a
+test (or a replay) sees exactly the ages and buckets it expects.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from claimsync_console.domain import ZERO, WorkItemKind
 from claimsync_console.store import queries_status as q
 
 
@@ -24,3 +35,239 @@ def store_summary(session: Session) -> dict[str, Any]:
         "claim_payments": payments,
         "paid_total": str(paid),
     }
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+STAGES = ("billed", "acknowledged", "remitted", "matched", "posted", "in_exception")
+#: (youngest age in whole days, label); an item is in the last bucket whose age it reaches.
+AGING_BUCKETS = ((0, "0-2 days"), (3, "3-7 days"), (8, "8-21 days"), (22, "over 21 days"))
+SPARKLINE_MINUTES = 30
+
+
+@dataclass(frozen=True, slots=True)
+class StageCount:
+    stage: str
+    count: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxGauge:
+    """``depth``: rows still to deliver (pending + in flight); ``oldest_age``: how long the
+    oldest of them has waited, None when there is none."""
+
+    pending: int
+    in_flight: int
+    posted: int
+    dead: int
+    depth: int
+    depth_amount: Decimal
+    oldest_queued_at: datetime | None
+    oldest_age: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterStatus:
+    adapter: str
+    circuit_state: str
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    opened_at: datetime | None
+    p50_ms: int | None
+    p95_ms: int | None
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTile:
+    """Open and in-progress items of one kind (every kind present, zero when empty)."""
+
+    kind: str
+    count: int
+    amount: Decimal
+    oldest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgingBucket:
+    label: str
+    count: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    at: datetime
+    stages: tuple[StageCount, ...]
+    outbox: OutboxGauge
+    postings_per_minute: tuple[int, ...]  # oldest minute first, the current minute last
+    adapters: tuple[AdapterStatus, ...]
+    queues: tuple[QueueTile, ...]
+    aging: tuple[AgingBucket, ...]
+    aging_by_queue: dict[str, tuple[AgingBucket, ...]]
+
+
+def dashboard(session: Session, *, now: datetime, minutes: int = SPARKLINE_MINUTES) -> Dashboard:
+    """Everything the dashboard shows, as of ``now`` (timezone-aware). Never commits."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if minutes < 1:
+        raise ValueError("minutes must be at least 1")
+    aging, by_queue = _aging(session, now)
+    return Dashboard(
+        at=now,
+        stages=_stages(session),
+        outbox=_outbox(session, now),
+        postings_per_minute=postings_per_minute(session, now=now, minutes=minutes),
+        adapters=tuple(_adapter(row) for row in q.adapter_rows(session)),
+        queues=_queues(session),
+        aging=aging,
+        aging_by_queue=by_queue,
+    )
+
+
+def _stages(session: Session) -> tuple[StageCount, ...]:
+    figures = (
+        q.claim_totals(session),
+        q.acknowledged_totals(session),
+        q.claim_payment_totals(session),
+        q.matched_totals(session),
+        q.posted_payment_totals(session),
+        q.open_item_totals(session),
+    )
+    return tuple(
+        StageCount(stage, count, amount)
+        for stage, (count, amount) in zip(STAGES, figures, strict=True)
+    )
+
+
+def _outbox(session: Session, now: datetime) -> OutboxGauge:
+    totals = q.outbox_totals(session)
+    pending, in_flight = totals["pending"], totals["in_flight"]
+    oldest = q.oldest_waiting_posting(session)
+    return OutboxGauge(
+        pending=pending.count,
+        in_flight=in_flight.count,
+        posted=totals["posted"].count,
+        dead=totals["dead"].count,
+        depth=pending.count + in_flight.count,
+        depth_amount=pending.amount + in_flight.amount,
+        oldest_queued_at=oldest,
+        oldest_age=max(now - oldest, timedelta(0)) if oldest is not None else None,
+    )
+
+
+def postings_per_minute(session: Session, *, now: datetime, minutes: int) -> tuple[int, ...]:
+    """Rows posted in each of the last ``minutes`` minutes: bucket i covers
+    [now - (minutes - i) min, now - (minutes - i - 1) min); a row posted exactly at ``now``
+    counts in the last one."""
+    start = now - timedelta(minutes=minutes)
+    counts = [0] * minutes
+    for at in q.posting_times(session, start, now):
+        index = int((at - start).total_seconds() // 60)
+        counts[min(max(index, 0), minutes - 1)] += 1
+    return tuple(counts)
+
+
+def _adapter(row: Any) -> AdapterStatus:
+    return AdapterStatus(
+        adapter=row.adapter,
+        circuit_state=row.circuit_state,
+        consecutive_failures=row.consecutive_failures,
+        last_success_at=row.last_success_at,
+        last_failure_at=row.last_failure_at,
+        opened_at=row.opened_at,
+        p50_ms=row.p50_ms,
+        p95_ms=row.p95_ms,
+        samples=len(row.latency_samples or []),
+    )
+
+
+def _queues(session: Session) -> tuple[QueueTile, ...]:
+    found = {
+        t.kind: QueueTile(t.kind, t.count, t.amount, t.oldest) for t in q.open_queue_totals(session)
+    }
+    kinds = [k.value for k in WorkItemKind] + sorted(set(found) - {k.value for k in WorkItemKind})
+    return tuple(found.get(kind, QueueTile(kind, 0, ZERO, None)) for kind in kinds)
+
+
+def aging_cutoffs(now: datetime) -> list[tuple[datetime, str]]:
+    """(created after, label), youngest bucket first: an item aged ``d`` whole days (floor of
+    now - created_at) is in "0-2 days" for d < 3, and so on."""
+    return [
+        (now - timedelta(days=next_start), label)
+        for (_, label), (next_start, _) in pairwise(AGING_BUCKETS)
+    ]
+
+
+def _aging(
+    session: Session, now: datetime
+) -> tuple[tuple[AgingBucket, ...], dict[str, tuple[AgingBucket, ...]]]:
+    labels = [label for _, label in AGING_BUCKETS]
+    rows = q.open_item_aging(session, aging_cutoffs(now), labels[-1])
+    totals: dict[str, dict[str, list[Any]]] = {}
+    for kind, label, count, amount in rows:
+        for key in (kind, "*"):
+            slot = totals.setdefault(key, {}).setdefault(label, [0, ZERO])
+            slot[0] += count
+            slot[1] += amount
+
+    def buckets(key: str) -> tuple[AgingBucket, ...]:
+        found = totals.get(key, {})
+        return tuple(AgingBucket(lb, *found.get(lb, [0, ZERO])) for lb in labels)
+
+    return buckets("*"), {kind: buckets(kind) for kind in sorted(set(totals) - {"*"})}
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def dashboard_json(board: Dashboard) -> dict[str, Any]:
+    """JSON-ready: money as decimal strings, times as ISO 8601 UTC, ages in whole seconds."""
+    outbox = board.outbox
+    age = outbox.oldest_age
+    return {
+        "at": board.at.isoformat(),
+        "stages": {s.stage: {"count": s.count, "amount": str(s.amount)} for s in board.stages},
+        "outbox": {
+            "pending": outbox.pending,
+            "in_flight": outbox.in_flight,
+            "posted": outbox.posted,
+            "dead": outbox.dead,
+            "depth": outbox.depth,
+            "depth_amount": str(outbox.depth_amount),
+            "oldest_queued_at": _iso(outbox.oldest_queued_at),
+            "oldest_age_seconds": int(age.total_seconds()) if age is not None else None,
+        },
+        "postings_per_minute": list(board.postings_per_minute),
+        "adapters": [
+            {
+                "adapter": a.adapter,
+                "circuit_state": a.circuit_state,
+                "consecutive_failures": a.consecutive_failures,
+                "last_success_at": _iso(a.last_success_at),
+                "last_failure_at": _iso(a.last_failure_at),
+                "opened_at": _iso(a.opened_at),
+                "p50_ms": a.p50_ms,
+                "p95_ms": a.p95_ms,
+                "samples": a.samples,
+            }
+            for a in board.adapters
+        ],
+        "queues": {
+            t.kind: {"count": t.count, "amount": str(t.amount), "oldest": _iso(t.oldest)}
+            for t in board.queues
+        },
+        "aging": _aging_json(board.aging),
+        "aging_by_queue": {k: _aging_json(v) for k, v in board.aging_by_queue.items()},
+    }
+
+
+def _aging_json(buckets: tuple[AgingBucket, ...]) -> dict[str, dict[str, Any]]:
+    return {b.label: {"count": b.count, "amount": str(b.amount)} for b in buckets}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
@@ -15,6 +19,14 @@ from claimsync_console.store.models import (
     Remittance,
     SourceFile,
 )
+from claimsync_console.store.models_engine import (
+    AdapterHealth,
+    ClaimAck,
+    OutboxEntry,
+    PaymentMatch,
+    WorkItem,
+)
+from claimsync_console.store.queries_engine import OPEN_STATES
 
 
 def _money(value: object) -> Decimal:
@@ -60,3 +72,148 @@ def claim_status_counts(session: Session) -> dict[str, int]:
         select(ClaimStatusRow.status, func.count()).group_by(ClaimStatusRow.status)
     )
     return {status: count for status, count in rows}
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+# Each is one grouped query on indexed columns: payment_matches(status), outbox(status, ..),
+# work_items(state, created_at, id) and (kind, state, ..), claim_acks(claim_id).
+
+_OB = cast(Table, OutboxEntry.__table__)
+_WI = cast(Table, WorkItem.__table__)
+
+
+def acknowledged_totals(session: Session) -> tuple[int, Decimal]:
+    """Claims whose newest 277CA verdict is accepted, and their billed total."""
+    acks = cast(Table, ClaimAck.__table__)
+    newest = (
+        select(acks.c.claim_id, func.max(acks.c.claim_status_id).label("status_id"))
+        .where(acks.c.claim_id.is_not(None))
+        .group_by(acks.c.claim_id)
+        .subquery()
+    )
+    count, total = session.execute(
+        select(func.count(), func.sum(ClaimRow.__table__.c.billed_amount))
+        .select_from(newest)
+        .join(
+            acks,
+            and_(
+                acks.c.claim_id == newest.c.claim_id, acks.c.claim_status_id == newest.c.status_id
+            ),
+        )
+        .join(ClaimRow.__table__, ClaimRow.__table__.c.id == newest.c.claim_id)
+        .where(acks.c.state == "accepted")
+    ).one()
+    return int(count), _money(total)
+
+
+def matched_totals(session: Session) -> tuple[int, Decimal]:
+    """Claim payments matched to a claim (reversals linked to their original included)."""
+    matches = cast(Table, PaymentMatch.__table__)
+    payments = cast(Table, ClaimPaymentRow.__table__)
+    count, total = session.execute(
+        select(func.count(), func.sum(payments.c.paid))
+        .select_from(matches)
+        .join(payments, payments.c.id == matches.c.claim_payment_id)
+        .where(matches.c.status.in_(("matched", "reversal_linked")))
+    ).one()
+    return int(count), _money(total)
+
+
+def posted_payment_totals(session: Session) -> tuple[int, Decimal]:
+    """Claim payments (and reversals) the ERP has taken, and the cash they posted."""
+    count, total = session.execute(
+        select(func.count(), func.sum(_OB.c.cash_amount)).where(
+            _OB.c.status == "posted", _OB.c.kind.in_(("payment", "reversal"))
+        )
+    ).one()
+    return int(count), _money(total)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatusTotal:
+    status: str
+    count: int
+    amount: Decimal
+
+
+def outbox_totals(session: Session) -> dict[str, OutboxStatusTotal]:
+    """Rows and dollars per outbox status; every status present."""
+    found = {s: OutboxStatusTotal(s, 0, ZERO) for s in ("pending", "in_flight", "posted", "dead")}
+    rows = session.execute(
+        select(_OB.c.status, func.count(), func.sum(_OB.c.amount)).group_by(_OB.c.status)
+    )
+    for status, count, total in rows:
+        found[status] = OutboxStatusTotal(status, int(count), _money(total))
+    return found
+
+
+def oldest_waiting_posting(session: Session) -> datetime | None:
+    """When the oldest row still waiting for the ERP (pending or in flight) was queued."""
+    return session.execute(
+        select(func.min(_OB.c.created_at)).where(_OB.c.status.in_(("pending", "in_flight")))
+    ).scalar_one_or_none()
+
+
+def posting_times(session: Session, since: datetime, until: datetime) -> list[datetime]:
+    """``posted_at`` of the rows posted in [since, until]: one short window, for a sparkline.
+    The outbox has no index on ``posted_at`` (see the report); the status filter narrows it."""
+    rows = session.execute(
+        select(_OB.c.posted_at).where(
+            _OB.c.status == "posted", _OB.c.posted_at >= since, _OB.c.posted_at <= until
+        )
+    )
+    return [at for (at,) in rows if at is not None]
+
+
+def adapter_rows(session: Session) -> list[AdapterHealth]:
+    return list(session.scalars(select(AdapterHealth).order_by(AdapterHealth.adapter)))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTotal:
+    kind: str
+    count: int
+    amount: Decimal
+    oldest: datetime | None
+
+
+def open_queue_totals(session: Session) -> list[QueueTotal]:
+    """Open (and in-progress) items per kind: count, dollars and the oldest one's age."""
+    rows = session.execute(
+        select(_WI.c.kind, func.count(), func.sum(_WI.c.amount), func.min(_WI.c.created_at))
+        .where(_WI.c.state.in_(OPEN_STATES))
+        .group_by(_WI.c.kind)
+        .order_by(_WI.c.kind)
+    )
+    return [QueueTotal(kind, int(n), _money(total), oldest) for kind, n, total, oldest in rows]
+
+
+def open_item_aging(
+    session: Session, cutoffs: Sequence[tuple[datetime, str]], oldest_label: str
+) -> list[tuple[str, str, int, Decimal]]:
+    """(kind, bucket label, count, dollars) of open items. ``cutoffs`` are (created after, label)
+    from the newest bucket to the oldest; anything older is ``oldest_label``. The bucket is a
+    CASE in a subquery, so the outer GROUP BY names a column (PostgreSQL refuses to group by an
+    expression whose bound cut-offs differ from the select list's)."""
+    bucket = case(
+        *((_WI.c.created_at > after, label) for after, label in cutoffs), else_=oldest_label
+    )
+    inner = (
+        select(_WI.c.kind, bucket.label("bucket"), _WI.c.amount)
+        .where(_WI.c.state.in_(OPEN_STATES))
+        .subquery()
+    )
+    rows = session.execute(
+        select(inner.c.kind, inner.c.bucket, func.count(), func.sum(inner.c.amount)).group_by(
+            inner.c.kind, inner.c.bucket
+        )
+    )
+    return [(kind, label, int(n), _money(total)) for kind, label, n, total in rows]
+
+
+def open_item_totals(session: Session) -> tuple[int, Decimal]:
+    """Every open item: the dashboard's "in exception" stage."""
+    count, total = session.execute(
+        select(func.count(), func.sum(_WI.c.amount)).where(_WI.c.state.in_(OPEN_STATES))
+    ).one()
+    return int(count), _money(total)
