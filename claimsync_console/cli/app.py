@@ -19,9 +19,13 @@ app.add_typer(sync_app, name="sync")
 
 def _register() -> None:
     from claimsync_console.cli import (
+        actions_cmd,
+        audit_cmd,
         demo_cmd,
         ingest_cmd,
+        items_cmd,
         reconcile_cmd,
+        rules_cmd,
         sample_cmd,
         status_cmd,
         sync_cmd,
@@ -33,6 +37,10 @@ def _register() -> None:
     reconcile_cmd.register(app)
     sample_cmd.register(sample_app)
     sync_cmd.register(sync_app)
+    items_cmd.register(app)
+    actions_cmd.register(app)
+    audit_cmd.register(app)
+    rules_cmd.register(app)
 
 
 _register()
