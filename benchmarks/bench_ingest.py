@@ -1,9 +1,10 @@
 """Ingest benchmark: parse and store 100k claim payments in a fresh SQLite file (issue #2).
 
     python benchmarks/bench_ingest.py                 # 100k claims
-    python benchmarks/bench_ingest.py --claims 20000 --repeat 3
+    python benchmarks/bench_ingest.py --claims 20000 --repeat 3   # best of 3, taking turns
 
-Two children load the same single 835 file into a new database each:
+Each load runs in a fresh child process into a new database, the two loaders taking turns
+(best of ``--repeat``):
 
 - ``ours``: ``engine.ingest.ingest_file``, the real thing: bytes kept by sha256, the 835 read
   with full semantics and findings, rows written through SQLAlchemy Core executemany.
@@ -12,8 +13,9 @@ Two children load the same single 835 file into a new database each:
   triplet (claim and line level), money as integer cents, ids assigned in Python, the same
   indexes and pragmas (WAL, synchronous=NORMAL), one transaction.
 
-Creating the schema is not timed for either. Goals: ours within 1.5x of the baseline, and a
-peak RSS of at most 150 MB.
+Creating the schema is not timed for either. CPU seconds are printed next to wall seconds: on a
+machine shared with other work, they are the steadier ratio. Goals: ours within 1.5x of the
+baseline, and a peak RSS of at most 150 MB.
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ def ours(path: Path, folder: Path) -> dict[str, Any]:
     engine = db.make_engine(db.default_sqlite_url(folder / "ours.sqlite"))
     db.upgrade_to_head(engine)
     sessions = db.session_factory(engine)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = ingest_file(sessions, path, check_resent=False)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if result.status != "loaded":
         raise SystemExit(f"ingest did not load the file: {result.status} {result.findings[:3]}")
     with sessions() as session:
@@ -91,6 +93,7 @@ def ours(path: Path, folder: Path) -> dict[str, Any]:
         "claims": result.claim_payments,
         "paid": str(result.paid_total),
         "seconds": seconds,
+        "cpu": cpu,
         "rows": {k: counts[k] for k in ("claim_payments", "service_payments", "adjustments")},
     }
 
@@ -144,7 +147,7 @@ def baseline(path: Path, folder: Path) -> dict[str, Any]:
     connection.execute("PRAGMA synchronous = NORMAL")
     connection.execute("PRAGMA foreign_keys = ON")
     connection.executescript(BASELINE_SCHEMA)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     data = path.read_bytes()
     connection.execute("BEGIN")
     connection.execute(
@@ -163,7 +166,7 @@ def baseline(path: Path, folder: Path) -> dict[str, Any]:
             adjustments,
         )
     connection.execute("COMMIT")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     count, paid = connection.execute("SELECT count(*), sum(paid) FROM claim_payments").fetchone()
     rows = {
         name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
@@ -174,6 +177,7 @@ def baseline(path: Path, folder: Path) -> dict[str, Any]:
         "claims": count,
         "paid": str(Decimal(paid).scaleb(-2)),
         "seconds": seconds,
+        "cpu": cpu,
         "rows": rows,
     }
 
@@ -188,6 +192,7 @@ def child(name: str, path: Path, repeat: int) -> None:
             result = LOADERS[name](path, Path(folder))
         if best is None or result["seconds"] < best["seconds"]:
             best = result
+        best["cpu"] = min(best["cpu"], result["cpu"])
     assert best is not None
     emit({"loader": name, "runs": repeat, **best})
 
@@ -209,23 +214,37 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bench = ensure_835(args.claims, args.seed, args.shape)
     print(bench.describe(), flush=True)
-    results = [measure(bench, name, args.repeat) for name in ("baseline", "ours")]
+    results = measure_turns(bench, args.repeat)
     print()
     print(report(bench, results))
     return 0
 
 
-def measure(bench: BenchFile, name: str, repeat: int) -> dict[str, Any]:
-    args = ["--child", name, "--file", str(bench.path), "--repeat", str(repeat)]
+def measure_turns(bench: BenchFile, repeat: int) -> list[dict[str, Any]]:
+    """Best of ``repeat`` loads per loader, one fresh child each, the loaders taking turns (so a
+    burst of someone else's load on a shared machine hits one run of each); the peak RSS is the
+    largest any run of that loader reached."""
+    best: dict[str, dict[str, Any]] = {}
+    for _ in range(repeat):
+        for name in ("baseline", "ours"):
+            result = measure(bench, name)
+            kept = best.setdefault(name, result)
+            kept["peak_rss_mb"] = max(kept["peak_rss_mb"], result["peak_rss_mb"])
+            kept["seconds"] = min(kept["seconds"], result["seconds"])
+            kept["cpu"] = min(kept["cpu"], result["cpu"])
+    return [best["baseline"], best["ours"]]
+
+
+def measure(bench: BenchFile, name: str) -> dict[str, Any]:
+    args = ["--child", name, "--file", str(bench.path), "--repeat", "1"]
     result = run_child(Path(__file__), args)
     if (result["claims"], result["paid"]) != (bench.claims, bench.paid):
         raise SystemExit(
             f"{name} stored {result['claims']} claims, paid {result['paid']}; the file holds "
             f"{bench.claims}, paid {bench.paid}"
         )
-    print(
-        f"  {name:<9} {result['seconds']:8.3f} s  {result['peak_rss_mb']:6.1f} MB  {result['rows']}"
-    )
+    seconds, rss = result["seconds"], result["peak_rss_mb"]
+    print(f"  {name:<9} {seconds:8.3f} s  {rss:6.1f} MB  {result['rows']}", flush=True)
     return result
 
 
@@ -243,12 +262,15 @@ def report(bench: BenchFile, results: list[dict[str, Any]]) -> str:
                 f"{r['claims'] / r['seconds']:,.0f}",
                 f"{r['peak_rss_mb']:.1f}",
                 f"{r['seconds'] / base['seconds']:.2f}x",
+                f"{r['cpu']:.2f}",
+                f"{r['cpu'] / base['cpu']:.2f}x",
             ]
         )
     ours = results[-1]
     ratio = ours["seconds"] / base["seconds"]
+    cpu_ratio = ours["cpu"] / base["cpu"]
     headers = ["loader", "claims", "lines", "CAS", "seconds", "claims/s", "peak RSS MB",
-               "vs baseline"]  # fmt: skip
+               "vs baseline", "CPU s", "CPU vs baseline"]  # fmt: skip
     return "\n".join(
         [
             bench.describe(),
@@ -256,7 +278,7 @@ def report(bench: BenchFile, results: list[dict[str, Any]]) -> str:
             text_table(headers, rows),
             "",
             f"goal: ours within {SPEED_GOAL}x of the baseline: {verdict(ratio <= SPEED_GOAL)} "
-            f"({ratio:.2f}x)",
+            f"({ratio:.2f}x wall, {cpu_ratio:.2f}x CPU)",
             f"goal: ours peak RSS <= {RSS_GOAL_MB:.0f} MB: "
             f"{verdict(ours['peak_rss_mb'] <= RSS_GOAL_MB)} ({ours['peak_rss_mb']:.1f} MB)",
         ]

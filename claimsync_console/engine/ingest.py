@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
 from claimsync_console.store import queries
-from claimsync_console.store.loader import DEFAULT_BATCH_SIZE, BatchLoader
+from claimsync_console.store.loader import DEFAULT_BATCH_SIZE, BatchLoader, add_blob_streamed
 from claimsync_console.store.rows import UnstorableValueError
 from claimsync_console.x12.document import DocumentReader, read_document
 from claimsync_console.x12.findings import Finding, Severity
@@ -210,7 +210,7 @@ def _receive(
             existing = queries.get_source_file_by_sha256(session, sha256)
             if existing is None:
                 sender_id, control_number = sniff_interchange(data)
-                queries.add_blob(session, sha256, data)
+                add_blob_streamed(session, sha256, data)
                 existing = queries.add_source_file(
                     session,
                     sha256=sha256,

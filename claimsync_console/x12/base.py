@@ -9,6 +9,7 @@ soon as it can, so the caller can stream them to storage without holding the fil
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -31,12 +32,20 @@ class TransactionContext:
     st_segment_index: int
 
 
+Handler = Callable[[Segment], "list[object] | None"]
+
+
 class TransactionReader(abc.ABC):
-    """Reads the segments of one transaction set (ST to SE, both excluded)."""
+    """Reads the segments of one transaction set (ST to SE, both excluded).
+
+    ``dispatch`` is an optional fast path: when it holds a segment's id, the envelope reader
+    calls that handler instead of ``feed`` (same contract), saving a call per body segment. A
+    reader swaps it as its state changes; ``feed`` must still accept every segment."""
 
     def __init__(self, context: TransactionContext, sink: FindingSink) -> None:
         self.context = context
         self.sink = sink
+        self.dispatch: dict[str, Handler] = {}
 
     @abc.abstractmethod
     def feed(self, segment: Segment) -> list[object] | None:

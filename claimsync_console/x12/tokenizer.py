@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from itertools import repeat
+from operator import methodcaller
 from typing import BinaryIO
 
 CHUNK_SIZE = 1 << 20
+BATCH = 256  # segments per list handed to a reader: larger lists woke the cyclic GC more often
 ISA_LENGTH = 106
 _WHITESPACE = " \t\r\n\x00\ufeff"
 
@@ -110,6 +114,15 @@ def guess_fragment_delimiters(text: str) -> Delimiters:
     return Delimiters(element=element)
 
 
+def _isa_inside(text: str, terminator: str, fresh: bool) -> bool:
+    """Could a segment in ``text`` be an ISA (other than the one just read when ``fresh``)?
+    A regex over the chunk, not a test per segment: a name like LISA must not count."""
+    if not fresh and text.lstrip(_WHITESPACE).startswith("ISA"):
+        return True
+    pattern = re.escape(terminator) + "[" + re.escape(_WHITESPACE) + "]*ISA"
+    return re.search(pattern, text) is not None
+
+
 class Tokenizer:
     """Iterates the segments of a text stream, re-reading delimiters at every ISA."""
 
@@ -134,6 +147,14 @@ class Tokenizer:
         return buffer
 
     def __iter__(self) -> Iterator[Segment]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Segment]]:
+        """The segments in lists of up to ``BATCH`` each, in file order.
+
+        The hot loop of a reader iterates these lists directly: a generator resumed per segment
+        cost more than splitting the segment did."""
         buffer = self._read().lstrip(_WHITESPACE)
         while len(buffer) < 4:
             more = self._read()
@@ -152,7 +173,9 @@ class Tokenizer:
         while pending is not None:
             pending, fresh = yield from self._split(pending, fresh)
 
-    def _split(self, buffer: str, fresh: bool) -> Generator[Segment, None, tuple[str | None, bool]]:
+    def _split(
+        self, buffer: str, fresh: bool
+    ) -> Generator[list[Segment], None, tuple[str | None, bool]]:
         """Yield the whole segments in ``buffer`` and return what is left to read next.
 
         Returns early, with the unread text, when an ISA brings new delimiters, and None once
@@ -163,25 +186,51 @@ class Tokenizer:
         delimiters = self.delimiters
         terminator, element = delimiters.segment, delimiters.element
         more = self._read()
-        pieces = (buffer + more).split(terminator) if more else buffer.split(terminator)
+        text = buffer + more if more else buffer
+        pieces = text.split(terminator)
         tail = pieces.pop() if more else ""
-        count = self.segment_count
-        try:
-            for position, piece in enumerate(pieces):
-                piece = piece.strip(_WHITESPACE)
-                if not piece:
-                    continue
-                if (
-                    piece.startswith("ISA")
-                    and (position or not fresh)
-                    and self._changes_delimiters(piece)
-                ):
-                    rest = terminator.join([*pieces[position:], tail]).lstrip(_WHITESPACE)
-                    return self._start_interchange(rest), True
-                count += 1
-                yield Segment(count, piece.split(element), delimiters)
-        finally:
-            self.segment_count = count
+        if not _isa_inside(text, terminator, fresh):
+            # No ISA can change the delimiters in this chunk: build its segments with C-level
+            # map()s, a batch at a time. This is the whole of the hot path.
+            del text
+            stripped = list(filter(None, map(str.strip, pieces, repeat(_WHITESPACE))))
+            del pieces
+            split = methodcaller("split", element)
+            for start in range(0, len(stripped), BATCH):
+                part = stripped[start : start + BATCH]
+                first = self.segment_count + 1
+                self.segment_count += len(part)
+                yield list(
+                    map(
+                        Segment,
+                        range(first, first + len(part)),
+                        map(split, part),
+                        repeat(delimiters),
+                    )
+                )
+            return (tail if more else None), False
+        del text
+        batch: list[Segment] = []
+        for position, piece in enumerate(pieces):
+            piece = piece.strip(_WHITESPACE)
+            if not piece:
+                continue
+            if (
+                piece.startswith("ISA")
+                and (position or not fresh)
+                and self._changes_delimiters(piece)
+            ):
+                if batch:
+                    yield batch
+                rest = terminator.join([*pieces[position:], tail]).lstrip(_WHITESPACE)
+                return self._start_interchange(rest), True
+            self.segment_count += 1
+            batch.append(Segment(self.segment_count, piece.split(element), delimiters))
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
         return (tail if more else None), False
 
     def _changes_delimiters(self, isa_piece: str) -> bool:
