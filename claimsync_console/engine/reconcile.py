@@ -10,7 +10,11 @@ it). Cash is *held*, each with its reason, when it is:
 * awaiting posting: an outbox row pending or in flight;
 * a dead letter: an outbox row the ERP refused, whose ``dead_letter`` item is open;
 * awaiting approval, a mapping error, unmatched, a reversal orphan: an open item of that kind;
-* not processed: claim payments (and PLB pairs) the engine has not decided on yet.
+* not processed: claim payments (and PLB pairs) the engine has not decided on yet;
+* remittance out of balance: the payer's 835 breaks BPR02 = Σ CLP04 − Σ PLB, so part of the
+  deposit belongs to no claim payment or PLB the engine could post. Published payers' files do
+  this; the ingest recorded the balancing finding, and the line names the payer's error rather
+  than leaving it unexplained (finance chases the payer, not the engine).
 
 Denials and rejected claims hold no cash (the payer paid none). An item closed without posting
 (ignored, written off) leaves its cash unexplained on purpose: money was deposited and the
@@ -43,12 +47,13 @@ MAPPING_ERROR = "mapping error"
 UNMATCHED = "unmatched"
 REVERSAL_ORPHAN = "reversal orphan"
 NOT_PROCESSED = "not processed"
+OUT_OF_BALANCE = "remittance out of balance"
 UNEXPLAINED = "unexplained"
 
 #: Every held reason, in the order reports show them; ``held`` always has each key.
 HELD_REASONS = (
     AWAITING_POSTING, DEAD_LETTER, AWAITING_APPROVAL, MAPPING_ERROR, UNMATCHED, REVERSAL_ORPHAN,
-    NOT_PROCESSED,
+    NOT_PROCESSED, OUT_OF_BALANCE,
 )  # fmt: skip
 _ITEM_REASONS = {
     "dead_letter": DEAD_LETTER,
@@ -134,6 +139,7 @@ def reconcile(session: Session, *, trace: str | None = None) -> list[CheckReconc
         check.hold(_ITEM_REASONS[bucket.key], bucket.amount, bucket.count, ids)
     for bucket in q.unprocessed_cash(session, scope):
         checks[of_remittance[bucket.remittance_id]].hold(NOT_PROCESSED, bucket.amount, bucket.count)
+    _add_out_of_balance(rows, of_remittance, checks, q.detail_totals(session, scope))
     unbalanced = [c for c in checks.values() if c.unexplained != ZERO]
     abandoned = q.abandoned_item_ids(
         session, [r for c in unbalanced for r in c.remittance_ids], per_group=IDS_PER_LINE
@@ -153,8 +159,7 @@ def _checks(rows: Sequence[q.RemittanceRow]) -> tuple[dict[CheckKey, _Check], di
         payer = normalise_payer_id(row.payer_identifier) or row.payer_name.strip().upper()
         key = (row.trace_number, payer)
         check = checks.setdefault(key, _Check(row.trace_number, payer, row.payer_name))
-        sign = -1 if row.credit_debit.strip().upper() == "D" else 1
-        check.bpr02 += sign * row.payment_amount
+        check.bpr02 += _signed(row)
         on = row.payment_date or row.production_date
         if on is not None and (check.payment_date is None or on < check.payment_date):
             check.payment_date = on
@@ -174,6 +179,24 @@ def _add_outbox(
             check.posted += bucket.amount
         elif bucket.key in _OUTBOX_REASONS:
             check.hold(_OUTBOX_REASONS[bucket.key], bucket.amount, bucket.count)
+
+
+def _add_out_of_balance(
+    rows: Sequence[q.RemittanceRow],
+    of_remittance: dict[int, CheckKey],
+    checks: dict[CheckKey, _Check],
+    details: dict[int, Decimal],
+) -> None:
+    """The part of each BPR02 its own 835 detail does not account for (one count per 835)."""
+    for row in rows:
+        off = _signed(row) - details.get(row.id, ZERO)
+        if off != ZERO:
+            checks[of_remittance[row.id]].hold(OUT_OF_BALANCE, off, 1)
+
+
+def _signed(row: q.RemittanceRow) -> Decimal:
+    """BPR02 as cash to the provider: a debit BPR (BPR03 = D) is the provider paying."""
+    return -row.payment_amount if row.credit_debit.strip().upper() == "D" else row.payment_amount
 
 
 def _finish(check: _Check, abandoned: dict[int, list[int]]) -> CheckReconciliation:

@@ -75,10 +75,9 @@ def post_payment(
     payment = hydrate.load_claim_payments(session, [item.claim_payment_id])[item.claim_payment_id]
     header = hydrate.load_remittance_header(session, item.remittance_id)
     source = pipeline.payment_source(item.claim_payment_id, item.remittance_id, payment, header)
-    summary = pipeline.PostSummary()
-    # The pipeline posts one source at a time in ``_post``; reusing it keeps a hand-matched
-    # payment's entry, approval or mapping error identical to an automatic one's.
-    pipeline._post(session, source, rules, now, requested_by, summary)
+    # The pipeline's own one-source post keeps a hand-matched payment's entry, approval or
+    # mapping error identical to an automatic one's.
+    summary = pipeline.post_source(session, source, rules, now=now, requested_by=requested_by)
     if summary.enqueued:
         row = get_outbox_by_key(session, source.source_key)
         return Routed("enqueued", row.id if row is not None else None)

@@ -247,6 +247,19 @@ def _unprocessed_plb(session: Session, remittance_ids: Sequence[int] | None) -> 
     return [Bucket(int(r), "plb", -(total or ZERO), int(n)) for r, total, n in rows]
 
 
+def detail_totals(session: Session, remittance_ids: Sequence[int] | None) -> dict[int, Decimal]:
+    """Σ CLP04 − Σ PLB per remittance: what the 835's own detail says the check should be. A
+    payer's file that breaks BPR02 = Σ CLP04 − Σ PLB differs from it by exactly that much."""
+    totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    paid = select(CP.c.remittance_id, func.sum(CP.c.paid)).group_by(CP.c.remittance_id)
+    plb = select(PL.c.remittance_id, func.sum(PL.c.amount)).group_by(PL.c.remittance_id)
+    for query, sign in ((paid, 1), (plb, -1)):
+        column = query.selected_columns[0]
+        for rem_id, total in session.execute(_scoped(query, column, remittance_ids)):
+            totals[int(rem_id)] += sign * (total or ZERO)
+    return dict(totals)
+
+
 def abandoned_item_ids(
     session: Session, remittance_ids: Sequence[int], *, per_group: int
 ) -> dict[int, list[int]]:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy import Table, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
@@ -20,6 +20,7 @@ from claimsync_console.store.models import (
     SourceFile,
 )
 from claimsync_console.store.models_engine import (
+    WORK_ITEM_KINDS,
     AdapterHealth,
     ClaimAck,
     OutboxEntry,
@@ -80,6 +81,14 @@ def claim_status_counts(session: Session) -> dict[str, int]:
 
 _OB = cast(Table, OutboxEntry.__table__)
 _WI = cast(Table, WorkItem.__table__)
+WAITING = ("pending", "in_flight")
+
+
+def _open_items() -> Any:
+    """Open items, spelled as every (kind, state) pair: kinds are a closed set (a CHECK
+    constraint), so the (kind, state, ...) indexes are entered at each open pair and read only
+    the open items' entries, never the closed million. ``state IN`` alone would scan them."""
+    return and_(_WI.c.kind.in_(WORK_ITEM_KINDS), _WI.c.state.in_(OPEN_STATES))
 
 
 def acknowledged_totals(session: Session) -> tuple[int, Decimal]:
@@ -120,7 +129,8 @@ def matched_totals(session: Session) -> tuple[int, Decimal]:
 
 
 def posted_payment_totals(session: Session) -> tuple[int, Decimal]:
-    """Claim payments (and reversals) the ERP has taken, and the cash they posted."""
+    """Claim payments (and reversals) the ERP has taken, and the cash they posted: from the
+    (status, kind, cash_amount) index alone (migration 0005), never the rows' entries."""
     count, total = session.execute(
         select(func.count(), func.sum(_OB.c.cash_amount)).where(
             _OB.c.status == "posted", _OB.c.kind.in_(("payment", "reversal"))
@@ -147,6 +157,47 @@ def outbox_totals(session: Session) -> dict[str, OutboxStatusTotal]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxKindTotal:
+    status: str
+    kind: str
+    count: int
+    cash: Decimal
+
+
+def outbox_kind_totals(session: Session) -> list[OutboxKindTotal]:
+    """Rows and cash per (status, kind), in one pass over the (status, kind, cash_amount)
+    index (migration 0005) and never over the rows: the outbox gauge's counts and the "posted"
+    stage both come from it, so a million posted rows are read once, from the index."""
+    rows = session.execute(
+        select(_OB.c.status, _OB.c.kind, func.count(), func.sum(_OB.c.cash_amount)).group_by(
+            _OB.c.status, _OB.c.kind
+        )
+    )
+    return [OutboxKindTotal(st, kind, int(n), _money(cash)) for st, kind, n, cash in rows]
+
+
+def outbox_status_counts(session: Session) -> dict[str, int]:
+    """Rows per outbox status, every status present: counted on the (status, next_attempt_at)
+    index, without reading a row (the posted million included)."""
+    found = dict.fromkeys(("pending", "in_flight", "posted", "dead"), 0)
+    rows = session.execute(select(_OB.c.status, func.count()).group_by(_OB.c.status))
+    found.update({status: int(n) for status, n in rows})
+    return found
+
+
+def waiting_amounts(session: Session) -> dict[str, Decimal]:
+    """Dollars of the rows still to deliver (pending, in flight): only those rows are read."""
+    found = dict.fromkeys(WAITING, ZERO)
+    rows = session.execute(
+        select(_OB.c.status, func.sum(_OB.c.amount))
+        .where(_OB.c.status.in_(WAITING))
+        .group_by(_OB.c.status)
+    )
+    found.update({status: _money(total) for status, total in rows})
+    return found
+
+
 def oldest_waiting_posting(session: Session) -> datetime | None:
     """When the oldest row still waiting for the ERP (pending or in flight) was queued."""
     return session.execute(
@@ -155,8 +206,8 @@ def oldest_waiting_posting(session: Session) -> datetime | None:
 
 
 def posting_times(session: Session, since: datetime, until: datetime) -> list[datetime]:
-    """``posted_at`` of the rows posted in [since, until]: one short window, for a sparkline.
-    The outbox has no index on ``posted_at`` (see the report); the status filter narrows it."""
+    """``posted_at`` of the rows posted in [since, until]: one short window, for a sparkline,
+    read from the (status, posted_at) index (migration 0005), never the posted million."""
     rows = session.execute(
         select(_OB.c.posted_at).where(
             _OB.c.status == "posted", _OB.c.posted_at >= since, _OB.c.posted_at <= until
@@ -178,14 +229,35 @@ class QueueTotal:
 
 
 def open_queue_totals(session: Session) -> list[QueueTotal]:
-    """Open (and in-progress) items per kind: count, dollars and the oldest one's age."""
-    rows = session.execute(
-        select(_WI.c.kind, func.count(), func.sum(_WI.c.amount), func.min(_WI.c.created_at))
-        .where(_WI.c.state.in_(OPEN_STATES))
+    """Open (and in-progress) items per kind: count, dollars and the oldest one's age.
+
+    Count and dollars come from the (kind, state, amount) index alone; each queue's oldest
+    item is one MIN per (kind, state) pair, which the (kind, state, created_at, id) index
+    answers with a single seek, so the cost follows the open items, not the table."""
+    found = session.execute(
+        select(_WI.c.kind, func.count(), func.sum(_WI.c.amount))
+        .where(_open_items())
         .group_by(_WI.c.kind)
-        .order_by(_WI.c.kind)
-    )
-    return [QueueTotal(kind, int(n), _money(total), oldest) for kind, n, total, oldest in rows]
+    ).all()
+    oldest: dict[str, datetime] = {}
+    for kind, at in session.execute(_oldest_per_queue()):
+        if at is not None and (kind not in oldest or at < oldest[kind]):
+            oldest[kind] = at
+    return [
+        QueueTotal(kind, int(n), _money(total), oldest.get(kind))
+        for kind, n, total in sorted(found)
+    ]
+
+
+def _oldest_per_queue() -> Any:
+    parts = [
+        select(literal(kind).label("kind"), func.min(_WI.c.created_at).label("oldest")).where(
+            _WI.c.kind == kind, _WI.c.state == state
+        )
+        for kind in WORK_ITEM_KINDS
+        for state in OPEN_STATES
+    ]
+    return union_all(*parts)
 
 
 def open_item_aging(
@@ -193,16 +265,13 @@ def open_item_aging(
 ) -> list[tuple[str, str, int, Decimal]]:
     """(kind, bucket label, count, dollars) of open items. ``cutoffs`` are (created after, label)
     from the newest bucket to the oldest; anything older is ``oldest_label``. The bucket is a
-    CASE in a subquery, so the outer GROUP BY names a column (PostgreSQL refuses to group by an
-    expression whose bound cut-offs differ from the select list's)."""
+    CASE in a subquery over the (kind, state, created_at, amount) index (migration 0005), which
+    holds all it needs for the open items alone. The outer GROUP BY names a column (PostgreSQL
+    refuses to group by an expression whose bound cut-offs differ from the select list's)."""
     bucket = case(
         *((_WI.c.created_at > after, label) for after, label in cutoffs), else_=oldest_label
     )
-    inner = (
-        select(_WI.c.kind, bucket.label("bucket"), _WI.c.amount)
-        .where(_WI.c.state.in_(OPEN_STATES))
-        .subquery()
-    )
+    inner = select(_WI.c.kind, bucket.label("bucket"), _WI.c.amount).where(_open_items()).subquery()
     rows = session.execute(
         select(inner.c.kind, inner.c.bucket, func.count(), func.sum(inner.c.amount)).group_by(
             inner.c.kind, inner.c.bucket
@@ -214,6 +283,6 @@ def open_item_aging(
 def open_item_totals(session: Session) -> tuple[int, Decimal]:
     """Every open item: the dashboard's "in exception" stage."""
     count, total = session.execute(
-        select(func.count(), func.sum(_WI.c.amount)).where(_WI.c.state.in_(OPEN_STATES))
+        select(func.count(), func.sum(_WI.c.amount)).where(_open_items())
     ).one()
     return int(count), _money(total)

@@ -382,5 +382,39 @@ def test_a_check_sent_in_two_transactions_is_one_check(
     with db_sessions() as session:
         (check,) = reconcile(session)
     assert len(check.remittance_ids) == 2
-    assert check.bpr02 == D("25.14") and check.unexplained == D("10.00")
-    assert variance(check, "unexplained").work_item_ids == ()
+    assert check.bpr02 == D("25.14") and check.balanced
+    # the second transaction has no claim payments: its whole BPR02 is its own imbalance
+    line = variance(check, "remittance out of balance")
+    assert (line.amount, line.count, line.work_item_ids) == (D("10.00"), 1, ())
+
+
+def test_a_payer_file_out_of_balance_is_named_not_unexplained(
+    db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """BPR02 ≠ Σ CLP04 − Σ PLB is the payer's error (published files do it): the difference is
+    its own variance line, and the rest of the check reconciles as usual. A cash item closed
+    without posting on top of it is still unexplained."""
+    folder = sample_subset(tmp_path, ORPHAN_FILES)
+    path = next((folder / "835").glob("835_UHC_RPG_0002.x12"))
+    text = path.read_text()
+    assert text.count("*15.14*") == 1
+    path.write_text(text.replace("*15.14*", "*20.14*"))
+    run_engine(db_sessions, folder)
+    with db_sessions() as session:
+        (check,) = reconcile(session)
+    assert_identity([check])
+    assert check.bpr02 == D("20.14")
+    assert check.held["remittance out of balance"] == D("5.00")
+    assert check.held["reversal orphan"] == D("-340.74")
+
+    with db_sessions.begin() as session:
+        (orphan,) = open_items(session, "unmatched_remittance")
+        update_work_item(
+            session, orphan.id, expected_version=orphan.version, now=NOW,
+            state="ignored", resolved_at=NOW,
+        )  # fmt: skip
+    with db_sessions() as session:
+        (after,) = reconcile(session)
+    assert after.held["remittance out of balance"] == D("5.00")
+    assert after.unexplained == D("-340.74")
+    assert variance(after, "unexplained").work_item_ids == (orphan.id,)

@@ -188,3 +188,43 @@ def test_sparkline_and_adapter_health_after_delivery(
         board = dashboard(session, now=NOW, minutes=10)
     expected = [1, 0, 0, 0, 0, 1, 0, 0, 0, 1 + report.posted - len(times)]
     assert list(board.postings_per_minute) == expected
+
+
+def test_queue_tiles_count_open_and_in_progress_items_and_ignore_closed_ones(
+    db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The tiles are read per (kind, state) pair: an in-progress item counts, and is the oldest
+    when it is; a closed item, however old, is in no tile, no aging bucket and no stage."""
+    run_engine(db_sessions, sample_subset(tmp_path, ("RPG",)))
+    with db_sessions.begin() as session:
+        denials = list(
+            session.scalars(
+                select(WorkItem).where(WorkItem.kind == "denial", WorkItem.state == "open")
+            )
+        )
+        assert len(denials) >= 3
+        taken, closed = denials[0], denials[1]
+        session.execute(
+            update(WorkItem)
+            .where(WorkItem.id == taken.id)
+            .values(state="in_progress", created_at=NOW - timedelta(days=40))
+        )
+        session.execute(
+            update(WorkItem)
+            .where(WorkItem.id == closed.id)
+            .values(state="resolved", created_at=NOW - timedelta(days=90))
+        )
+        still_open = [d for d in denials if d.id != closed.id]
+    with db_sessions() as session:
+        board = dashboard(session, now=NOW)
+        open_items = session.scalars(select(WorkItem).where(WorkItem.state.in_(OPEN))).all()
+    (tile,) = [t for t in board.queues if t.kind == "denial"]
+    assert tile.count == len(still_open)
+    assert tile.amount == sum((d.amount for d in still_open), ZERO)
+    assert tile.oldest == NOW - timedelta(days=40)
+    (oldest,) = [b for b in board.aging_by_queue["denial"] if b.label == "over 21 days"]
+    assert (oldest.count, oldest.amount) == (1, taken.amount)
+    assert stages(board)["in_exception"] == (
+        len(open_items),
+        sum((i.amount for i in open_items), ZERO),
+    )

@@ -1,8 +1,8 @@
 """Bulk triage: dry-run previews against applying item by item, each with its own outcome.
 
-Same data and isolation as ``test_triage`` (whose fixtures these are): the sample set after one
-run of the engine, with the OA-23 postings dead-lettered because account 4120 was inactive when
-they were drained, and active again now (the fix a retry needs).
+Same data and isolation as ``test_triage`` (fixtures from ``triage_support``): the sample set
+after one run of the engine, with the OA-23 postings dead-lettered because account 4120 was
+inactive when they were drained, and active again now (the fix a retry needs).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from claimsync_console.engine.triage import (
 )
 from claimsync_console.store.models_engine import OutboxEntry, WorkItem
 from claimsync_console.store.queries_engine import verify_audit_chain
-from tests.engine.test_triage import (  # noqa: F401 - the fixtures are used by name
+from tests.engine.triage_support import (  # noqa: F401 - the fixtures are used by name
     DEAD_ACCOUNT,
     Env,
     env_fixture,
