@@ -96,11 +96,14 @@ def report(
     dry_run: bool = False,
     truncated: bool = False,
     single: bool = False,
+    subject: str = "",
 ) -> None:
     """Print the outcomes (stdout), each failure also on stderr, and exit: a single item exits
-    with its own code (2 unknown, 3 conflict, 4 permission); a bulk run 1 if any item failed."""
+    with its own code (2 unknown, 3 conflict, 4 permission); a bulk run 1 if any item failed.
+    A single item that failed prints no table: its one line on stderr says it all."""
     from claimsync_console.cli.output import emit_json, print_table, say
 
+    shown = action.replace("_", "-")
     failed = [o for o in outcomes if not o["ok"]]
     if json_output:
         emit_json(
@@ -112,11 +115,12 @@ def report(
                 "failed": len(failed), "truncated": truncated,
             }
         )  # fmt: skip
-    elif single and outcomes and outcomes[0]["ok"]:
-        typer.echo(outcomes[0]["message"])
+    elif single and outcomes:
+        if outcomes[0]["ok"]:
+            typer.echo(outcomes[0]["message"])
     elif outcomes:
         print_table(
-            action,
+            shown,
             ("item", "result", "state", "message"),
             (
                 (o["item_id"], "ok" if o["ok"] else "failed", o["state"] or "",
@@ -126,7 +130,8 @@ def report(
             caption=f"{len(outcomes) - len(failed)} done, {len(failed)} failed",
         )  # fmt: skip
     for outcome in failed:
-        say(f"claimsync: {action} item {outcome['item_id']}: {outcome['error']}")
+        what = f"item {outcome['item_id']}" if outcome["item_id"] is not None else subject
+        say(f"claimsync: {shown} {what}: {outcome['error']}")
     if truncated:
         say("claimsync: more items matched than --max allowed; run again for the rest")
     if single and failed:
@@ -136,9 +141,10 @@ def report(
 
 def single(
     action: str, json_output: bool, database: str | None, operator: str | None, call: Any,
-    item_id: int | None,
+    item_id: int | None, subject: str = "",
 ) -> None:  # fmt: skip
-    """Run ``call(service)`` on one item and report it."""
+    """Run ``call(service)`` on one item (or, for ``reverse``, one action: ``subject`` names
+    it in messages) and report it."""
     from claimsync_console.engine.triage import TriageError
 
     session = Acting(database, operator)
@@ -151,7 +157,7 @@ def single(
             )
     finally:
         session.close()
-    report(action, session, [outcome], json_output, single=True)
+    report(action, session, [outcome], json_output, single=True, subject=subject)
 
 
 def confirm_bulk(action: str, preview: Preview, *, yes: bool) -> None:

@@ -124,8 +124,10 @@ def remap(
     operator: OperatorOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Match an unmatched payment to a claim (--claim), or repost a mapping error after a rules
-    fix (--reprocess)."""
+    """Match an unmatched payment to a claim (--claim), or repost a mapping error (--reprocess).
+
+    --reprocess rebuilds the posting with the current rules, after a rules fix; it fails (exit 1)
+    naming what is still missing."""
     if (claim is None) == (not reprocess):
         fail("remap needs --claim CLAIM_ID or --reprocess (one of them)")
     single(
@@ -211,7 +213,7 @@ def reverse(
     """Undo a write-off or an approval with a compensating entry; its item opens again."""
     single(
         "reverse", json_output, database, operator,
-        lambda s: s.reverse(action_id, note=note), None,
+        lambda s: s.reverse(action_id, note=note), None, subject=f"action {action_id}",
     )  # fmt: skip
 
 

@@ -120,14 +120,14 @@ def read_rows(database: str | None, wanted: AuditFilter, limit: int | None) -> l
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    from claimsync_console.cli.output import print_table, shorten
+    from claimsync_console.cli.output import print_table, short_time, shorten
 
     print_table(
-        "audit",
-        ("id", "at", "operator", "role", "action", "item", "state", "target", "reason", "note"),
+        "audit (UTC)",
+        ("id", "at", "operator", "action", "item", "state", "target", "reason", "note"),
         (
-            (r["id"], r["at"], r["operator"], r["role"], r["action"], r["work_item_id"],
-             _states(r), r["target"], r["reason"], shorten(r["note"], 40))
+            (r["id"], short_time(r["at"]), f"{r['operator']} ({r['role']})", r["action"],
+             r["work_item_id"], _states(r), r["target"], r["reason"], shorten(r["note"], 40))
             for r in rows
         ),
         right=("id", "item"),

@@ -248,14 +248,14 @@ def print_detail(detail: dict[str, Any]) -> None:
 
 
 def _print_history(detail: dict[str, Any]) -> None:
-    from claimsync_console.cli.output import print_table
+    from claimsync_console.cli.output import print_table, short_time
 
     if detail["history"]:
         print_table(
-            "history",
+            "history (UTC)",
             ("audit", "at", "operator", "action", "state", "reason", "note"),
             (
-                (h["id"], h["at"], f"{h['operator']} ({h['role']})", h["action"],
+                (h["id"], short_time(h["at"]), f"{h['operator']} ({h['role']})", h["action"],
                  _transition(h), h["reason"], h["note"])
                 for h in detail["history"]
             ),
@@ -265,7 +265,7 @@ def _print_history(detail: dict[str, Any]) -> None:
             "actions (reverse takes these ids)",
             ("action id", "action", "operator", "at", "outbox", "reversed by"),
             (
-                (a["id"], a["action"], a["operator"], a["created_at"], a["outbox_id"],
+                (a["id"], a["action"], a["operator"], short_time(a["created_at"]), a["outbox_id"],
                  a["reversed_by_action_id"])
                 for a in detail["actions"]
             ),
@@ -280,7 +280,10 @@ def _print_history(detail: dict[str, Any]) -> None:
         print_table(
             "attempts",
             ("at", "outcome", "error", "ms"),
-            ((a["at"], a["outcome"], a["error"], a["latency_ms"]) for a in detail["attempts"]),
+            (
+                (short_time(a["at"]), a["outcome"], a["error"], a["latency_ms"])
+                for a in detail["attempts"]
+            ),
         )
 
 

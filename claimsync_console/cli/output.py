@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import typer
 
 from claimsync_console.cli.common import EXIT_USAGE, fail
 
+PIPED_WIDTH = 200
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 
@@ -155,16 +157,23 @@ def print_table(
     right: Iterable[str] = (),
     caption: str | None = None,
 ) -> None:
+    """Cells are plain text, never rich markup: a payer's ``[unknown_account]`` or a masked
+    ``[PHI]`` must print as it is, not vanish as a style tag. Piped into a file or ``grep``
+    (no terminal, no ``COLUMNS``), rows get up to 200 columns instead of wrapping at 80."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     aligned = set(right)
-    table = Table(title=title, caption=caption)
+    table = Table(title=Text(title), caption=None if caption is None else Text(caption))
     for column in columns:
-        table.add_column(column, justify="right" if column in aligned else "left")
+        table.add_column(Text(column), justify="right" if column in aligned else "left")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console().print(table)
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    console = Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(width=PIPED_WIDTH)
+    console.print(table)
 
 
 def say(message: str) -> None:
@@ -184,6 +193,16 @@ def format_age(seconds: int) -> str:
         if len(parts) == 2:
             break
     return " ".join(parts)
+
+
+def short_time(value: str | None) -> str:
+    """``2026-03-01 12:00:05`` (UTC) for a table cell; JSON and CSV keep the full ISO form."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
 
 
 def money(value: Any) -> str:

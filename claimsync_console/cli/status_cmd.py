@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
@@ -31,7 +30,9 @@ def status(database: DatabaseOption = None, json_output: JsonOption = False) -> 
     finally:
         store.dispose()
     if json_output:
-        typer.echo(json.dumps({**summary, "dashboard": board}, indent=2))
+        from claimsync_console.cli.output import emit_json
+
+        emit_json({**summary, "dashboard": board})
         return
     print_summary(summary)
     print_dashboard(board)
@@ -50,7 +51,7 @@ def print_summary(summary: dict[str, object]) -> None:
                 table.add_row(f"{key}: {sub}", str(sub_value))
         else:
             table.add_row(key.replace("_", " "), str(value))
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 def print_dashboard(board: dict[str, Any]) -> None:
@@ -58,7 +59,7 @@ def print_dashboard(board: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False, highlight=False)  # adapter names are data, not markup
     stages = Table(title="Pipeline")
     for name in ("stage", "count", "amount"):
         stages.add_column(name, justify="left" if name == "stage" else "right")

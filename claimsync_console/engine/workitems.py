@@ -259,8 +259,19 @@ def open_dead_letter(
             "cash_amount": str(outbox.cash_amount),
             "attempts": history,
         },
-        **fields,
+        **{**_payment_fields(session, outbox), **fields},
     )
+
+
+def _payment_fields(session: Session, outbox: OutboxEntry) -> dict[str, Any]:
+    """Payer and claim number for a dead letter, so an analyst can filter and sort the
+    dead-letter queue by payer like every other queue."""
+    if outbox.claim_payment_id is None:
+        return {}
+    fields = load_payment_ref(session, outbox.claim_payment_id).item_fields()
+    for already_set in ("trace_number", "remittance_id", "claim_payment_id"):
+        fields.pop(already_set)
+    return fields
 
 
 def open_approval(
