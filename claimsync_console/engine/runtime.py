@@ -59,11 +59,11 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
 def open_adapter(name: str, ledger_path: Path, *, today: date | None = None) -> ErpAdapter:
     """The configured ERP adapter. A new embedded ledger gets the default chart of accounts and
     open periods for last, this and next year, so the demo and first runs post at once."""
+    from claimsync_console.erp.adapter_config import create_configured_adapter
     from claimsync_console.erp.ledger import LedgerAdapter
-    from claimsync_console.erp.registry import create_adapter
 
     if name != "ledger":
-        return create_adapter(name, {})
+        return create_configured_adapter(name)  # options: [adapters.NAME] and environment
     adapter = LedgerAdapter({"path": str(ledger_path)})
     year = (today or datetime.now(UTC).date()).year
     if adapter.entry_count() == 0:

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 
-from claimsync_console.erp.base import ErpAdapter
+from claimsync_console.erp.base import AdapterCapabilities, AdapterOption, ErpAdapter
 
 ENTRY_POINT_GROUP = "claimsync.erp_adapters"
 
@@ -64,6 +64,13 @@ def _load(point: EntryPoint) -> type[ErpAdapter] | None:
         return None
     if getattr(loaded, "__abstractmethods__", None):
         _skip(point, f"abstract methods left: {', '.join(sorted(loaded.__abstractmethods__))}")
+        return None
+    declared = getattr(loaded, "options", None)
+    if not isinstance(declared, tuple) or not all(isinstance(o, AdapterOption) for o in declared):
+        _skip(point, "its options are not a tuple of AdapterOption")
+        return None
+    if not isinstance(getattr(loaded, "capabilities", None), AdapterCapabilities):
+        _skip(point, "its capabilities are not an AdapterCapabilities")
         return None
     return loaded
 
