@@ -61,6 +61,13 @@ class Settings:
     role: str = field(
         default="analyst", metadata=_help("The operator's role: analyst or supervisor.")
     )
+    bulk_confirm_typed_above: int = field(
+        default=25,
+        metadata=_help(
+            "A console action on more marked items than this asks the operator to type the "
+            "count to confirm (at or below it, a yes/no question). 0 always asks for typing."
+        ),
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -106,6 +113,14 @@ def describe() -> list[tuple[str, str, str]]:
 def _coerce(name: str, value: Any) -> Any:
     if name == "data_dir":
         return Path(str(value)).expanduser()
+    if name == "bulk_confirm_typed_above":
+        try:
+            count = int(str(value))
+        except ValueError:
+            raise SettingsError(f"setting {name} must be a whole number, got {value!r}") from None
+        if count < 0:
+            raise SettingsError(f"setting {name} must be 0 or more, got {count}")
+        return count
     if not isinstance(value, str):
         raise SettingsError(f"setting {name} must be a string, got {value!r}")
     return value
@@ -131,6 +146,31 @@ def _from_file(environ: dict[str, str]) -> dict[str, Any]:
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
     return {k: _coerce(k, v) for k, v in section.items() if k in known}
+
+
+def adapter_config(name: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``[adapters.NAME]`` table of the config file (``[claimsync.adapters.NAME]`` works
+    too), or {}. Values stay raw: the adapter's declared options validate them, and the erp
+    layer refuses secrets found here (they come only from the environment or a file)."""
+    env = dict(os.environ if environ is None else environ)
+    explicit = env.get("CLAIMSYNC_CONFIG")
+    if explicit:
+        path = Path(explicit)
+    else:
+        data_dir = env.get("CLAIMSYNC_DATA_DIR")
+        path = (Path(data_dir) if data_dir else default_data_dir()) / "config.toml"
+        if not path.exists():
+            return {}
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SettingsError(f"config file {path}: {error}") from error
+    for scope in (document.get("claimsync", {}), document):
+        adapters = scope.get("adapters") if isinstance(scope, dict) else None
+        table = adapters.get(name) if isinstance(adapters, dict) else None
+        if isinstance(table, dict):
+            return dict(table)
+    return {}
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
