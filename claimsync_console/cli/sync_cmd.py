@@ -33,7 +33,7 @@ def run(
 ) -> None:
     """Match payments, turn them into journal entries, and post them to the ERP."""
     from claimsync_console.engine.rules import RulesError, load_rules
-    from claimsync_console.engine.runtime import open_adapter, open_store
+    from claimsync_console.engine.runtime import open_store
 
     settings = settings_for(database)
     try:
@@ -42,12 +42,15 @@ def run(
         fail(f"posting rules: {error}")
     store = open_store(settings.resolved_database_url)
     try:
-        adapter = open_adapter(settings.erp_adapter, settings.resolved_ledger_path)
-        result = (
-            sync_once(store, adapter, rules)
-            if once
-            else sync_forever(store, adapter, rules, workers)
-        )
+        adapter = _adapter(settings)
+        try:
+            result = (
+                sync_once(store, adapter, rules)
+                if once
+                else sync_forever(store, adapter, rules, workers)
+            )
+        finally:
+            close_error = _close(adapter)
     finally:
         store.dispose()
     if json_output:
@@ -55,9 +58,48 @@ def run(
     else:
         for key, value in result.items():
             typer.echo(f"{key.replace('_', ' ')}: {value}")
+    if close_error:
+        fail(f"ERP adapter {settings.erp_adapter} did not close cleanly: {close_error}",
+             EXIT_ERP_UNAVAILABLE)  # fmt: skip
     if result.get("breaker_blocked"):
         raise typer.Exit(EXIT_ERP_UNAVAILABLE)
     raise typer.Exit(EXIT_SOME_FAILED if result.get("dead") else EXIT_OK)
+
+
+def _adapter(settings: Any) -> Any:
+    """The ERP adapter, or exit 5 when the ERP cannot even be opened (a ledger file that is
+    unreadable or not a ledger): that is the ERP being unavailable, not a crash. A wrong
+    adapter name or option is a configuration error (exit 2)."""
+    import sqlite3
+
+    from claimsync_console.engine.runtime import open_adapter
+    from claimsync_console.erp.base import AdapterConfigError, ErpError
+    from claimsync_console.erp.registry import UnknownAdapterError
+
+    try:
+        return open_adapter(settings.erp_adapter, settings.resolved_ledger_path)
+    except (AdapterConfigError, UnknownAdapterError) as error:
+        fail(f"configuration error: ERP adapter {settings.erp_adapter}: {error}")
+    except (ErpError, sqlite3.Error, OSError) as error:
+        fail(f"ERP unavailable ({settings.erp_adapter}): {error}", EXIT_ERP_UNAVAILABLE)
+
+
+def _close(adapter: Any) -> str:
+    """Let the adapter finish its work: the batch-file adapter seals its last, short batch
+    here, and without this those entries would wait for the next run. Returns the error, if
+    any, so the report is still printed before the exit status says it went wrong."""
+    import sqlite3
+
+    from claimsync_console.erp.base import ErpError
+
+    close = getattr(adapter, "close", None)
+    if not callable(close):
+        return ""
+    try:
+        close()
+    except (ErpError, sqlite3.Error, OSError) as error:
+        return str(error) or type(error).__name__
+    return ""
 
 
 def sync_once(store: Any, adapter: Any, rules: Any) -> dict[str, Any]:

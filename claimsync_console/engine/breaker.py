@@ -138,6 +138,24 @@ def record_failure(
     return row.circuit_state
 
 
+def record_call(
+    session: Session,
+    adapter: str,
+    policy: BreakerPolicy,
+    now: datetime,
+    *,
+    latency_ms: float | None,
+    posted: bool,
+    failed: bool,
+) -> str:
+    """One ERP call's news, whether it carried one row or a batch: any posting is a success;
+    else a transient failure is ONE failure (a failed batch of 100 is one failed call, not 100
+    strikes); else the ERP answered with refusals. One latency sample per call, too."""
+    if posted or not failed:
+        return record_success(session, adapter, policy, now, latency_ms=latency_ms, posted=posted)
+    return record_failure(session, adapter, policy, now, latency_ms=latency_ms)
+
+
 def breaker_status(session: Session, adapter: str) -> BreakerStatus | None:
     row = session.get(AdapterHealth, adapter)
     if row is None:

@@ -317,5 +317,39 @@ class ErpAdapter(abc.ABC):
         safe because of the idempotency keys). Batching adapters override this."""
         return [self.post_entry(entry) for entry in entries]
 
+    def post_each(self, entries: Iterable[JournalEntry]) -> list[PostingResult | ErpError]:
+        """One outcome per entry, in order: its result, or the error that refused it. The
+        outbox's batched posting needs this, because ``post_entries`` stops at the first refusal
+        and loses the results before it. A failure that says nothing about any one entry (the
+        ERP is down or throttling) is raised instead, so the whole batch backs off.
+
+        The default calls ``post_entries`` once; only when the ERP refuses an entry does it
+        post them one by one to learn which (safe: the idempotency keys make the entries the
+        batch call already posted answer ``created=False``), and after a transient failure
+        there it gives the same error to the rest instead of calling a failing ERP again.
+        Adapters whose batch reply carries per-entry outcomes may override it."""
+        todo = list(entries)
+        try:
+            results = self.post_entries(todo)
+        except ErpError as exc:
+            if exc.retryable:
+                raise
+        else:
+            if len(results) != len(todo):
+                raise ErpUnavailableError(f"ERP answered {len(results)} of {len(todo)} entries")
+            return list(results)
+        outcomes: list[PostingResult | ErpError] = []
+        down: ErpError | None = None
+        for entry in todo:
+            if down is not None:
+                outcomes.append(down)
+                continue
+            try:
+                outcomes.append(self.post_entry(entry))
+            except ErpError as exc:
+                outcomes.append(exc)
+                down = exc if exc.retryable else None
+        return outcomes
+
     def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing open
         """Release connections; the default adapter holds none between calls."""

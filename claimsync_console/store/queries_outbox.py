@@ -17,13 +17,23 @@ overwrite.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, func, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,6 +42,7 @@ from claimsync_console.store.models_engine import OutboxEntry, PostingAttempt
 PENDING, IN_FLIGHT, POSTED, DEAD = "pending", "in_flight", "posted", "dead"
 
 _T = cast(Table, OutboxEntry.__table__)
+_ATTEMPTS = cast(Table, PostingAttempt.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +194,72 @@ def record_attempt(
     )
     session.flush()
     return int(attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One row's attempt in a batched outcome transaction (see ``record_attempts``)."""
+
+    outbox_id: int
+    outcome: str
+    error: str
+    latency_ms: int | None
+
+
+def record_attempts(
+    session: Session, records: Sequence[AttemptRecord], *, now: datetime
+) -> dict[int, tuple[int, str]]:
+    """``record_attempt`` for a whole batch in two statements; returns each row's new attempt
+    count and its status. Like the single form it runs first in the outcome transaction, so
+    it takes the rows' locks (and SQLite's write lock): the statuses it reads stay true until
+    the commit, which is what lets ``mark_posted_many`` skip its own check."""
+    if not records:
+        return {}
+    counts = {
+        int(row_id): (int(attempts), str(status))
+        for row_id, attempts, status in session.execute(
+            update(_T)
+            .where(_T.c.id.in_([r.outbox_id for r in records]))
+            .values(attempts=_T.c.attempts + 1)
+            .returning(_T.c.id, _T.c.attempts, _T.c.status)
+        )
+    }
+    session.execute(  # one Core executemany: no ORM bookkeeping, no ids read back
+        insert(_ATTEMPTS),
+        [
+            {
+                "outbox_id": r.outbox_id,
+                "attempted_at": now,
+                "outcome": r.outcome,
+                "error": r.error,
+                "latency_ms": r.latency_ms,
+            }
+            for r in records
+        ],
+    )
+    return counts
+
+
+def mark_posted_many(session: Session, references: Mapping[int, str], *, now: datetime) -> int:
+    """``mark_posted`` for a batch, one executemany; pass only rows ``record_attempts`` read
+    as not posted in this transaction (the status guard stays, for safety). Returns the count
+    moved."""
+    if not references:
+        return 0
+    result = session.execute(
+        update(_T)
+        .where(_T.c.id == bindparam("b_id"), _T.c.status != POSTED)
+        .values(
+            status=POSTED,
+            erp_reference=bindparam("b_ref"),
+            posted_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error="",
+        ),
+        [{"b_id": row_id, "b_ref": ref} for row_id, ref in references.items()],
+    )
+    return _rowcount(result)
 
 
 def mark_posted(session: Session, outbox_id: int, *, erp_reference: str, now: datetime) -> bool:

@@ -48,3 +48,44 @@ def test_bad_rules_file_is_a_usage_error(env: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 2
     assert "posting rules" in result.stderr and "rules.toml" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_sync_run_closes_the_adapter_so_the_batch_file_adapter_seals_its_last_batch(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbound = env / "outbound"
+    outbound.mkdir()  # the importer's folder: the adapter never creates it
+    monkeypatch.setenv("CLAIMSYNC_ERP_ADAPTER", "batchfile")
+    monkeypatch.setenv("CLAIMSYNC_ADAPTER_BATCHFILE_OUTBOUND", str(outbound))
+    monkeypatch.setenv("CLAIMSYNC_ADAPTER_BATCHFILE_BATCH_SIZE", "100000")  # never full
+    files = [str(p) for p in sample_files(SAMPLE)]
+    assert runner.invoke(app, ["ingest", *files]).exit_code == 0
+    result = runner.invoke(app, ["sync", "run", "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    posted = json.loads(result.stdout)["posted"]
+    assert posted > 250
+    # The one short batch was sealed by close(): manifest last, every posting in its file.
+    [manifest] = sorted(outbound.glob("*.manifest.json"))
+    [jsonl] = sorted(outbound.glob("*.jsonl"))
+    assert json.loads(manifest.read_text())  # complete JSON, written after the data files
+    assert len(jsonl.read_text().splitlines()) == posted
+
+
+def test_an_unknown_erp_adapter_is_a_usage_error(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAIMSYNC_ERP_ADAPTER", "no-such-erp")
+    result = runner.invoke(app, ["sync", "run", "--once"])
+    assert result.exit_code == 2
+    assert "no ERP adapter named 'no-such-erp'" in result.stderr
+    assert "ledger" in result.stderr  # the installed ones are listed
+    assert "Traceback" not in result.output
+
+
+def test_bad_adapter_options_are_a_usage_error(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMSYNC_ERP_ADAPTER", "batchfile")  # its `outbound` is required
+    monkeypatch.delenv("CLAIMSYNC_ADAPTER_BATCHFILE_OUTBOUND", raising=False)
+    result = runner.invoke(app, ["sync", "run", "--once"])
+    assert result.exit_code == 2
+    assert "configuration error" in result.stderr and "outbound" in result.stderr
+    assert "Traceback" not in result.output

@@ -58,7 +58,7 @@ def test_every_fault_mode_ends_posted_exactly_once(store: Store, tmp_path: Path)
     with SandboxServer(ledger, faults=plan) as server:
         adapter = RestAdapter({"base_url": server.url, "max_retries": 0, "timeout": 0.2})
         report = drain(
-            store.sessions, adapter, worker_id="w1", once=False, max_attempts=30,
+            store.sessions, adapter, worker_id="w1", once=False, max_attempts=30, batch_size=3,
             now_fn=clock, sleep_fn=clock.sleep,
             retry_policy=RetryPolicy(base_seconds=1, cap_seconds=10, floor_seconds=1),
             breaker_policy=BreakerPolicy(failure_threshold=1000),
