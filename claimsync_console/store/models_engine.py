@@ -85,6 +85,12 @@ class WorkItem(Base):
         Index("ix_work_items_kind_state_payer", "kind", "state", "payer_id"),
         Index("ix_work_items_kind_state_amount", "kind", "state", "amount"),
         Index("ix_work_items_state_created", "state", "created_at", "id"),
+        # The console's sort orders (migration 0004; store/queries_queue.py).
+        Index("ix_work_items_queue_payer", "kind", "state", "payer_id", "created_at", "id"),
+        Index("ix_work_items_queue_claim", "kind", "state", "patient_control_number", "id"),
+        Index("ix_work_items_queue_error", "kind", "state", "error_signature", "created_at", "id"),
+        # the dashboard's aging buckets, from the index alone (migration 0005)
+        Index("ix_work_items_aging", "kind", "state", "created_at", "amount"),
     )
 
     id: Mapped[int] = _pk()
@@ -165,6 +171,9 @@ class OutboxEntry(Base):
         CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
         UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
         Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+        # the dashboard's sparkline and "posted" stage (migration 0005)
+        Index("ix_outbox_status_posted_at", "status", "posted_at"),
+        Index("ix_outbox_status_kind_cash", "status", "kind", "cash_amount"),
     )
 
     id: Mapped[int] = _pk()

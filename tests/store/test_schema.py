@@ -34,6 +34,13 @@ EXPECTED_TABLES = {
     # operator actions (migration 0003)
     "triage_actions",
 }
+#: The queue search index (migration 0006) is raw SQL the models do not describe: on SQLite an
+#: FTS5 table and its shadow tables, on PostgreSQL a pg_trgm index (see test_queue_search.py).
+SEARCH_INDEX_NAMES = ("work_items_search", "ix_work_items_search")
+
+
+def _not_search_index(name: str | None, *_: object) -> bool:
+    return not (name or "").startswith(SEARCH_INDEX_NAMES)
 
 
 def head_revision() -> str:
@@ -48,8 +55,9 @@ def head_revision() -> str:
 
 def test_migrations_create_every_table_and_match_the_models(migrated_engine: Engine) -> None:
     with migrated_engine.connect() as connection:
-        tables = set(inspect(connection).get_table_names())
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        tables = {t for t in inspect(connection).get_table_names() if _not_search_index(t)}
+        opts = {"compare_type": True, "include_name": _not_search_index}
+        context = MigrationContext.configure(connection, opts=opts)
         diff = compare_metadata(context, Base.metadata)
     assert tables == EXPECTED_TABLES | {"alembic_version"}
     assert diff == []

@@ -1,0 +1,303 @@
+"""The console's item detail: ``item_detail`` (what ``claimsync items show`` prints) plus what a
+screen needs beside it: the parsed claim and payment, the check's segments with this claim's
+CLP loop flagged, a preview of the journal lines the item's posting is (or would be), and the
+actions that can still be reversed.
+
+The console imports no SQL, so it asks for one :class:`ItemView` per item, read in one session.
+A preview is only a preview: the triage service rebuilds the entry when it acts, so a preview
+can never post, and a rule that is missing shows here as the mapping error it would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from claimsync_console.domain import ClaimPayment, JournalEntry, UnbalancedEntryError
+from claimsync_console.engine.item_detail import item_detail, masked
+from claimsync_console.engine.outbox import entry_from_json
+from claimsync_console.engine.posting import (
+    MissingRules,
+    PostingPlan,
+    build_payment_entry,
+    build_write_off_entry,
+)
+from claimsync_console.engine.rules import RulesBook
+from claimsync_console.engine.triage_model import WRITE_OFF_KINDS
+from claimsync_console.engine.triage_postings import parties
+from claimsync_console.engine.triage_write_off import REVERSIBLE
+from claimsync_console.store import hydrate
+from claimsync_console.store import queries_engine as qe
+from claimsync_console.store import queries_items as qi
+from claimsync_console.store import queries_outbox as qo
+from claimsync_console.store import queries_status as qs
+from claimsync_console.store.models import ClaimRow
+from claimsync_console.store.queries import get_blob
+from claimsync_console.x12.tokenizer import TokenizerError, tokenize
+
+MAX_HEADER = 40  # a check's header (BPR, TRN, N1 loops) is a dozen segments; more is odd
+MAX_LOOP = 300
+#: Segments that end a CLP loop (the next claim, a service loop's end, the check's trailer).
+_LOOP_END = frozenset({"CLP", "LX", "TS3", "TS2", "PLB", "SE", "GE", "IEA", "ISA"})
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentLine:
+    """One raw segment, PHI masked. ``in_loop``: part of this item's CLP loop; ``skipped``:
+    how many segments (other claims) were left out before this one."""
+
+    index: int
+    id: str
+    text: str
+    in_loop: bool = False
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewLine:
+    account: str
+    debit: Decimal
+    credit: Decimal
+    memo: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostingPreview:
+    """``title`` says whose entry this is (queued, held, or what an action would post)."""
+
+    title: str
+    lines: tuple[PreviewLine, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """Everything the detail screen shows about one item, read in one session."""
+
+    item: dict[str, Any]
+    claim: dict[str, Any] | None
+    payment: dict[str, Any] | None
+    segments: tuple[SegmentLine, ...]
+    segments_truncated: bool
+    candidates: list[dict[str, Any]]
+    posting: PostingPreview | None
+    history: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+    outbox: dict[str, Any] | None
+    reversible: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def item_id(self) -> int:
+        return int(self.item["id"])
+
+
+def load_item_view(
+    sessions: sessionmaker[Session], rules: RulesBook, item_id: int, *, now: datetime
+) -> ItemView:
+    """Raises ``NotFoundError`` for an unknown id (the screen says so)."""
+    with sessions() as session:
+        base = item_detail(session, item_id, now=now)
+        item = qe.get_work_item(session, item_id)
+        assert item is not None  # item_detail found it in this same session
+        payment = _payment(session, item.claim_payment_id)
+        segments, truncated = _segments(session, item.remittance_id, item.claim_payment_id)
+        if not segments:
+            segments = tuple(SegmentLine(s["index"], s["id"], s["text"]) for s in base["segments"])
+            truncated = bool(base["segments_truncated"])
+        posting = _posting(session, rules, item, payment, now)
+        claim = _claim(session, item.claim_id)
+    return ItemView(
+        item=base["item"],
+        claim=claim,
+        payment=_payment_json(payment),
+        segments=segments,
+        segments_truncated=truncated,
+        candidates=base["candidates"],
+        posting=posting,
+        history=base["history"],
+        actions=base["actions"],
+        attempts=base["attempts"],
+        outbox=base["outbox"],
+        reversible=reversible_actions(base["actions"]),
+    )
+
+
+def reversible_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The item's write-offs and approvals that posted and were not reversed, newest first:
+    what ``reverse`` may undo (the service still checks that the posting reached the ledger)."""
+    found = [
+        a
+        for a in actions
+        if a["action"] in REVERSIBLE
+        and a["outbox_id"] is not None
+        and a["reversed_by_action_id"] is None
+    ]
+    return sorted(found, key=lambda a: a["id"], reverse=True)
+
+
+def erp_circuits_open(sessions: sessionmaker[Session]) -> list[str]:
+    """Adapters whose circuit is open: a queued posting waits until they answer again."""
+    with sessions() as session:
+        return [row.adapter for row in qs.adapter_rows(session) if row.circuit_state != "closed"]
+
+
+# -- the parsed claim and payment ----------------------------------------------------------------
+
+
+def _claim(session: Session, claim_id: int | None) -> dict[str, Any] | None:
+    """The billed claim, without its people (they are PHI, revealed on request only)."""
+    row = session.get(ClaimRow, claim_id) if claim_id is not None else None
+    if row is None:
+        return None
+    return {
+        "id": row.id,
+        "patient_control_number": row.patient_control_number,
+        "billed_amount": row.billed_amount,
+        "payer": f"{row.payer_name} ({row.payer_identifier})",
+        "billing_provider": f"{row.billing_provider_name} NPI {row.billing_provider_npi}",
+        "service_dates": _dates(row.service_date_from, row.service_date_to),
+        "frequency_code": row.frequency_code,
+        "payer_claim_control_number": row.payer_claim_control_number,
+    }
+
+
+def _dates(start: date | None, end: date | None) -> str:
+    if start is None:
+        return ""
+    return start.isoformat() if end in (None, start) else f"{start.isoformat()} to {end}"
+
+
+def _payment(session: Session, claim_payment_id: int | None) -> ClaimPayment | None:
+    if claim_payment_id is None:
+        return None
+    return hydrate.load_claim_payments(session, [claim_payment_id]).get(claim_payment_id)
+
+
+def _payment_json(payment: ClaimPayment | None) -> dict[str, Any] | None:
+    if payment is None:
+        return None
+    adjustments = [("claim", a.group, a.reason_code, a.amount) for a in payment.adjustments]
+    for service in payment.services:
+        line = f"{service.procedure_code or service.revenue_code}"
+        adjustments += [(line, a.group, a.reason_code, a.amount) for a in service.adjustments]
+    return {
+        "patient_control_number": payment.patient_control_number,
+        "status_code": payment.status_code,
+        "charge": payment.charge,
+        "paid": payment.paid,
+        "patient_responsibility": payment.patient_responsibility,
+        "payer_claim_control_number": payment.payer_claim_control_number,
+        "services": [
+            (s.procedure_code or s.revenue_code, s.charge, s.paid) for s in payment.services
+        ],
+        "adjustments": adjustments,
+    }
+
+
+# -- the raw segments --------------------------------------------------------------------------
+
+
+def _segments(
+    session: Session, remittance_id: int | None, claim_payment_id: int | None
+) -> tuple[tuple[SegmentLine, ...], bool]:
+    """The check's header, then (after a gap) this claim's CLP loop, flagged. Empty when the
+    item has no claim payment (item_detail's own range is shown instead)."""
+    if remittance_id is None or claim_payment_id is None:
+        return (), False
+    check = qi.remittance_range(session, remittance_id)
+    loop = qi.claim_payment_range(session, claim_payment_id)
+    content = get_blob(session, loop.sha256) if loop is not None else None
+    if check is None or loop is None or content is None:
+        return (), False
+    shown: list[SegmentLine] = []
+    last = check.segment_start - 1
+    try:
+        for segment in tokenize(content):
+            if segment.index < check.segment_start:
+                continue
+            in_loop = segment.index >= loop.segment_start
+            if in_loop and segment.index > loop.segment_start and segment.id in _LOOP_END:
+                return tuple(shown), False
+            header = not in_loop and segment.id not in ("LX", "CLP") and last == segment.index - 1
+            if not (header or in_loop):
+                continue
+            if len(shown) >= MAX_HEADER + MAX_LOOP:
+                return tuple(shown), True
+            skipped = segment.index - last - 1
+            shown.append(SegmentLine(segment.index, segment.id, masked(segment), in_loop, skipped))
+            last = segment.index
+    except TokenizerError:
+        return tuple(shown), False
+    return tuple(shown), False
+
+
+# -- the posting preview -----------------------------------------------------------------------
+
+
+def _posting(
+    session: Session, rules: RulesBook, item: Any, payment: ClaimPayment | None, now: datetime
+) -> PostingPreview | None:
+    """The entry the item holds or queued; else what its usual action would post."""
+    held = (item.details or {}).get("posting")
+    if held and held.get("entry"):
+        return _preview("Held for approval", entry_from_json(held["entry"]))
+    outbox = qo.get_outbox_row(session, item.outbox_id) if item.outbox_id is not None else None
+    if outbox is not None:
+        title = f"Outbox {outbox.id} ({outbox.status})"
+        return _preview(title, entry_from_json(outbox.entry))
+    if item.kind in WRITE_OFF_KINDS:
+        return _write_off_preview(session, rules, item, now)
+    if payment is not None and item.remittance_id is not None:
+        header, _ = hydrate.load_remittance_header(session, item.remittance_id)
+        try:
+            plan = build_payment_entry(
+                header, payment, rules, source_key="preview", entry_date=now.date()
+            )
+        except UnbalancedEntryError as error:
+            return PostingPreview("The payment's entry", note=str(error))
+        return _plan_preview("The payment's entry, once matched", plan)
+    return None
+
+
+def write_off_reason(rules: RulesBook, details: dict[str, Any]) -> str:
+    """The denial's own CARC when the rules can write it off, else the first reason they know."""
+    for code in details.get("carcs", []):
+        if code in rules.write_offs:
+            return str(code)
+    return next(iter(sorted(rules.write_offs)), "")
+
+
+def _write_off_preview(
+    session: Session, rules: RulesBook, item: Any, now: datetime
+) -> PostingPreview:
+    reason = write_off_reason(rules, item.details or {})
+    payer_id, facility_id = parties(session, item, rules)
+    plan = build_write_off_entry(
+        reason=reason,
+        amount=item.amount,
+        payer_id=payer_id,
+        facility_id=facility_id,
+        rules=rules,
+        source_key="preview",
+        entry_date=now.date(),
+        reference=item.patient_control_number or item.trace_number,
+    )
+    return _plan_preview(f"If written off as {reason}", plan)
+
+
+def _plan_preview(title: str, plan: PostingPlan | MissingRules) -> PostingPreview:
+    if isinstance(plan, MissingRules):
+        return PostingPreview(title, note=f"cannot post: missing {plan}")
+    if plan.entry is None:
+        return PostingPreview(title, note=plan.note)
+    return _preview(title, plan.entry)
+
+
+def _preview(title: str, entry: JournalEntry) -> PostingPreview:
+    lines = tuple(PreviewLine(ln.account, ln.debit, ln.credit, ln.memo) for ln in entry.lines)
+    return PostingPreview(title, lines)
