@@ -74,6 +74,19 @@ def test_forbidden_third_party_imports() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_console_reaches_data_only_through_the_engine() -> None:
+    """The console runs no SQL: no sqlalchemy (above) and no store module, even though the
+    layer order would allow it; its data comes from engine/console_backend.py and friends."""
+    problems = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in modules()
+        if layer_of(path) == "console"
+        for name in imports_of(path)
+        if name == "claimsync_console.store" or name.startswith("claimsync_console.store.")
+    ]
+    assert not problems, "\n".join(problems)
+
+
 def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     """Guard against a checker that silently passes: a planted import must be found."""
     planted = tmp_path / "bad.py"

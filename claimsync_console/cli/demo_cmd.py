@@ -1,12 +1,14 @@
 """``claimsync demo``: a fresh database seeded from ``sample_data/``, then the status.
 
-The README's first command ends here. Once the engine and console land it also runs the
-engine once against the embedded ledger and opens the console.
+The README's first command ends here: it runs the engine once against the embedded ledger,
+prints the status, and on a terminal opens the console on the demo database.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -51,8 +53,13 @@ def demo(
             "--data-dir", help="Where the demo database goes (default: data folder/demo)."
         ),
     ] = None,
+    no_console: Annotated[
+        bool,
+        typer.Option("--no-console", help="Print the status instead of opening the console."),
+    ] = False,
 ) -> None:
-    """Create a fresh SQLite database and ledger, load the sample data, post it, show status."""
+    """Create a fresh SQLite database and ledger, load the sample data, post it, then open the
+    console on it (on a terminal; otherwise, or with --no-console, print the status)."""
     from claimsync_console.cli.status_cmd import print_summary
     from claimsync_console.engine.ingest import ingest_paths
     from claimsync_console.engine.pipeline import process_all
@@ -86,3 +93,9 @@ def demo(
         f"ledger {folder / 'ledger.sqlite'}"
     )
     print_summary(summary)
+    if not no_console and sys.stdin.isatty() and sys.stdout.isatty():
+        from claimsync_console.cli.console_cmd import open_console
+
+        open_console(
+            replace(settings, database_url=store.url, ledger_path=str(folder / "ledger.sqlite"))
+        )

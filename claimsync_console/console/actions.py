@@ -1,0 +1,402 @@
+"""Operator actions from the console: ask what the action needs, run it through the triage
+service in a thread worker, say what happened in a notification.
+
+``ActionRunner.run`` is a coroutine that waits for dialogs, so it must run in a worker
+(``app.run_worker(runner.run(...))``, which is what :meth:`ActionRunner.start` does): Textual
+only lets a worker wait for a dialog's answer. The service call itself runs in a thread worker,
+so the screen stays responsive while the database works. Every error becomes a sentence: the
+service's typed errors say what the operator can do about them, and anything else (a database
+that went away) is named by its type, never shown as a traceback.
+
+On a selection of several items the runner previews the count and dollars first and asks for
+confirmation; above ``bulk_confirm_typed_above`` items the operator types the count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from textual.app import App
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import NoActiveWorker, get_current_worker
+
+from claimsync_console.console.modals import (
+    ConfirmDialog,
+    NoteDialog,
+    RemapChoice,
+    RemapDialog,
+    ReverseChoice,
+    ReverseDialog,
+    WriteOffChoice,
+    WriteOffDialog,
+    money,
+)
+from claimsync_console.engine.claim_search import search_claims
+from claimsync_console.engine.console_detail import (
+    ItemView,
+    erp_circuits_open,
+    load_item_view,
+    write_off_reason,
+)
+from claimsync_console.engine.triage_model import (
+    ActionResult,
+    BulkResult,
+    ConflictError,
+    InvalidTransitionError,
+    PermissionDeniedError,
+    Preview,
+    TriageError,
+    UnresolvedError,
+)
+from claimsync_console.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("remap", "approve", "retry", "write_off", "reverse", "ignore")
+LABELS = {
+    "remap": ("Remap", "Match an unmatched payment to a claim, or reprocess a mapping error"),
+    "approve": ("Approve", "Approve the held posting"),
+    "retry": ("Retry", "Send a dead letter's posting to the ERP again"),
+    "write_off": ("Write off", "Write off a denial or a rejected claim, with a reason"),
+    "reverse": ("Reverse", "Reverse the item's last write-off or approval"),
+    "ignore": ("Ignore", "Close the item without posting, with a note"),
+}
+#: The keys each screen binds to the actions (shown in its footer).
+ACTION_KEYS = {
+    "remap": "m",
+    "approve": "a",
+    "retry": "r",
+    "write_off": "w",
+    "reverse": "v",
+    "ignore": "i",
+}
+#: What a bulk remap does: only a mapping error can be remapped without choosing a claim.
+BULK_NAMES = {"remap": "reprocess"}
+SINGLE_ONLY = ("reverse",)
+
+
+class ActionFinished(Message):
+    """Posted to every screen (and the app) after an action, whatever its outcome, so that
+    queues and the detail reload what changed."""
+
+    bubble = False
+
+    def __init__(self, action: str, item_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.action = action
+        self.item_ids = list(item_ids)
+
+
+class Failed:
+    """An error a thread worker caught, to be said on the UI side."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def describe_error(action: str, error: BaseException) -> tuple[str, str]:
+    """(message, severity) for an error: what happened and what the operator can do."""
+    verb = action.replace("_", " ")
+    if isinstance(error, ConflictError):
+        return f"Conflict: {error.message}", "warning"
+    if isinstance(error, PermissionDeniedError):
+        return f"Not allowed: {error.message}", "error"
+    if isinstance(error, InvalidTransitionError | UnresolvedError):
+        return f"Cannot {verb}: {error.message}", "warning"
+    if isinstance(error, TriageError):
+        return f"{verb.capitalize()}: {error.message}", "warning"
+    if _from_the_store(error):
+        return (
+            f"{verb.capitalize()} failed: the database did not answer ({type(error).__name__})."
+            " Nothing was changed; try again.",
+            "error",
+        )
+    return (
+        f"{verb.capitalize()} failed unexpectedly ({type(error).__name__}); nothing is known"
+        " to have changed: reload the item. The log has the details.",
+        "error",
+    )
+
+
+def _from_the_store(error: BaseException) -> bool:
+    """A database or connection error (the console cannot import SQLAlchemy to name it). Its
+    text is not shown: a driver's message may quote the SQL and its values."""
+    module = type(error).__module__
+    return (
+        module.startswith(("sqlalchemy", "psycopg", "sqlite3"))
+        or isinstance(error, OSError)
+        or type(error).__name__ == "StoreUnavailableError"
+    )
+
+
+class ActionRunner:
+    """The six actions for one app. ``app.backend`` gives the service (``triage``), its
+    ``sessions`` and ``rules``; ``typed_above`` defaults to the settings' value."""
+
+    def __init__(self, app: App[Any], *, typed_above: int | None = None) -> None:
+        self.app = app
+        if typed_above is None:
+            settings = getattr(app, "settings", None) or getattr(app.backend, "settings", None)  # type: ignore[attr-defined]
+            source = settings if isinstance(settings, Settings) else Settings
+            typed_above = int(source.bulk_confirm_typed_above)
+        self.typed_above = typed_above
+        self.busy = False
+
+    @property
+    def backend(self) -> Any:
+        return self.app.backend  # type: ignore[attr-defined]
+
+    # -- entry points --------------------------------------------------------------------------
+
+    def start(
+        self, action: str, item_ids: Sequence[int], *, versions: dict[int, int] | None = None
+    ) -> None:
+        """Run an action in a worker (the only place that may wait for a dialog)."""
+        self.app.run_worker(
+            self.run(action, list(item_ids), versions=versions), group="action", exit_on_error=False
+        )
+
+    def commands(
+        self, screen: Screen[Any] | None = None
+    ) -> list[tuple[str, str, Callable[[], Any]]]:
+        """(name, help, callback) for the command palette; each acts on ``screen``'s targets
+        (its marked rows, or the row under the cursor, or the item shown), by default the
+        screen active when the callback runs."""
+        return [
+            (label, help_text, partial(self.start_on_screen, action, screen))
+            for action, (label, help_text) in LABELS.items()
+        ]
+
+    def start_on_screen(self, action: str, screen: Screen[Any] | None = None) -> None:
+        shown = screen or self.app.screen
+        targets = getattr(shown, "action_targets", None) or getattr(shown, "selection", None)
+        ids = list(targets()) if callable(targets) else []
+        versions = getattr(shown, "action_versions", None)
+        self.start(action, ids, versions=versions() if callable(versions) else None)
+
+    async def run(
+        self, action: str, item_ids: list[int], *, versions: dict[int, int] | None = None
+    ) -> None:
+        """Ask, act, tell. ``versions``: the item versions the operator saw (a change since is
+        a conflict); without them the service acts on the current version. Called outside a
+        worker, it starts itself in one; while an action is asking or running, another key
+        press is refused rather than stacking a second dialog."""
+        try:
+            get_current_worker()
+        except NoActiveWorker:
+            self.start(action, item_ids, versions=versions)
+            return
+        if action not in ACTIONS:
+            self.app.notify(f"No action {action!r}.", severity="error")
+            return
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            self.app.notify("Select an item (or mark some with space) first.", severity="warning")
+            return
+        if self.busy:
+            self.app.notify("Another action is still open; finish it first.", severity="warning")
+            return
+        self.busy = True
+        try:
+            if len(ids) == 1:
+                await self._single(action, ids[0], (versions or {}).get(ids[0]))
+            else:
+                await self._bulk(action, ids)
+        except Exception as error:  # a bug must not take the console down with it
+            log.exception("console action %s failed", action)
+            message, _ = describe_error(action, error)
+            self.app.notify(message, severity="error", timeout=10)
+        finally:
+            self.busy = False
+            self._finished(action, ids)
+
+    # -- one item ------------------------------------------------------------------------------
+
+    async def _single(self, action: str, item_id: int, version: int | None) -> None:
+        view = await self._call(self._load, item_id)
+        if isinstance(view, Failed):
+            self._tell(action, view)
+            return
+        version = view.item["version"] if version is None else version
+        call = await self._ask_single(action, view, version)
+        if call is None:
+            return
+        self._tell(action, await self._call(self._perform, call))
+
+    async def _ask_single(
+        self, action: str, view: ItemView, version: int
+    ) -> Callable[[], Any] | None:
+        """The dialog(s) an action needs, then the service call to make (None: cancelled)."""
+        triage, item_id, kind = self.backend.triage, view.item_id, view.item["kind"]
+        if action == "retry":
+            return partial(triage.retry_item, item_id, expected_version=version)
+        if action == "remap" and kind == "mapping_error":
+            note = await self._ask(NoteDialog(
+                f"Reprocess work item {item_id} with the current rules",
+                "Note", required=False, ok="Reprocess",
+            ))  # fmt: skip
+            if note is None:
+                return None
+            return partial(
+                triage.remap, item_id, reprocess=True, note=note, expected_version=version
+            )
+        if action == "remap":
+            search = partial(search_claims, self.backend.sessions)
+            picked: RemapChoice | None = await self._ask(
+                RemapDialog(item_id, view.candidates, search)
+            )
+            if picked is None:
+                return None
+            return partial(triage.remap, item_id, claim_id=picked.claim_id, note=picked.note,
+                           expected_version=version)  # fmt: skip
+        if action == "write_off":
+            chosen: WriteOffChoice | None = await self._ask(self._write_off_dialog(
+                f"Write off work item {item_id} ({money(view.item['amount'])})",
+                view.item.get("details") or {}, Decimal(view.item["amount"]),
+            ))  # fmt: skip
+            if chosen is None:
+                return None
+            return partial(triage.write_off, item_id, reason=chosen.reason, note=chosen.note,
+                           amount=chosen.amount, expected_version=version)  # fmt: skip
+        if action == "reverse":
+            if not view.reversible:
+                self.app.notify(
+                    f"Work item {item_id} has no write-off or approval to reverse.",
+                    severity="warning",
+                )
+                return None
+            undo: ReverseChoice | None = await self._ask(ReverseDialog(item_id, view.reversible))
+            if undo is None:
+                return None
+            return partial(triage.reverse, undo.action_id, note=undo.note)
+        verb = "Approve" if action == "approve" else "Ignore"
+        note = await self._ask(NoteDialog(
+            f"{verb} work item {item_id} ({money(view.item['amount'])})",
+            "Note" if action == "approve" else "Note (why it needs no posting)",
+            required=action == "ignore", ok=verb,
+        ))  # fmt: skip
+        if note is None:
+            return None
+        method = triage.approve if action == "approve" else triage.ignore
+        return partial(method, item_id, note=note, expected_version=version)
+
+    def _write_off_dialog(
+        self, title: str, details: dict[str, Any], amount: Decimal | None
+    ) -> WriteOffDialog:
+        rules = self.backend.triage.rules
+        reasons = sorted(rules.write_offs.items())
+        return WriteOffDialog(title, reasons, write_off_reason(rules, details), amount)
+
+    # -- several items -------------------------------------------------------------------------
+
+    async def _bulk(self, action: str, ids: list[int]) -> None:
+        if action in SINGLE_ONLY:
+            self.app.notify(f"{LABELS[action][0]} works on one item at a time.", severity="warning")
+            return
+        name = BULK_NAMES.get(action, action)
+        preview = await self._call(self.backend.triage.preview, name, ids)
+        if isinstance(preview, Failed):
+            self._tell(action, preview)
+            return
+        options = await self._ask_bulk(action, preview)
+        if options is None:
+            return
+        typed = preview.count > self.typed_above
+        if not await self._ask(ConfirmDialog(name, preview.count, preview.total, typed=typed)):
+            return
+        apply = partial(self.backend.triage.bulk, name, ids, **options)
+        self._tell(action, await self._call(self._perform, apply))
+
+    async def _ask_bulk(self, action: str, preview: Preview) -> dict[str, Any] | None:
+        what = f"{preview.count} items ({money(preview.total)})"
+        if action == "write_off":
+            chosen: WriteOffChoice | None = await self._ask(
+                self._write_off_dialog(f"Write off {what}", {}, None)
+            )
+            return None if chosen is None else {"reason": chosen.reason, "note": chosen.note}
+        if action == "retry":
+            return {}
+        label = {"remap": "Reprocess", "approve": "Approve", "ignore": "Ignore"}[action]
+        note = await self._ask(
+            NoteDialog(f"{label} {what}", "Note", required=action == "ignore", ok=label)
+        )
+        return None if note is None else {"note": note}
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _load(self, item_id: int) -> ItemView:
+        triage = self.backend.triage
+        return load_item_view(self.backend.sessions, triage.rules, item_id, now=triage.now_fn())
+
+    async def _ask(self, dialog: Any) -> Any:
+        return await self.app.push_screen(dialog, wait_for_dismiss=True)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn`` in a thread worker; its error comes back as a :class:`Failed`."""
+
+        def guarded() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:  # every error is said to the operator, never raised
+                if not isinstance(error, TriageError):
+                    log.warning("console action failed: %s", type(error).__name__)
+                return Failed(error)
+
+        worker = self.app.run_worker(guarded, thread=True, group="triage", exit_on_error=False)
+        return await worker.wait()
+
+    def _perform(self, call: Callable[[], Any]) -> tuple[Any, list[str]]:
+        """The service call, then (in the same thread) whether the ERP its posting waits for
+        is down: a queued posting behind an open circuit waits, and the operator should know it
+        did not fail."""
+        done = call()
+        queued = done.outbox_id if isinstance(done, ActionResult) else None
+        if isinstance(done, BulkResult):
+            queued = next((o.result.outbox_id for o in done.outcomes if o.result), None)
+        if queued is None:
+            return done, []
+        try:
+            return done, erp_circuits_open(self.backend.sessions)
+        except Exception:  # the note is a courtesy; the action itself is done
+            return done, []
+
+    def _tell(self, action: str, outcome: Any) -> None:
+        if isinstance(outcome, Failed):
+            message, severity = describe_error(action, outcome.error)
+            self.app.notify(message, severity=severity, timeout=10)  # type: ignore[arg-type]
+            return
+        done, down = outcome
+        note = _erp_note(down)
+        if isinstance(done, BulkResult):
+            self._tell_bulk(action, done, note)
+        elif isinstance(done, ActionResult):
+            self.app.notify(done.message + note, timeout=8)
+
+    def _tell_bulk(self, action: str, done: BulkResult, note: str) -> None:
+        verb = action.replace("_", " ")
+        text = f"{verb.capitalize()}: {done.succeeded} done, {done.failed} failed"
+        failures = [o for o in done.outcomes if not o.ok][:3]
+        text += "".join(f"\n• item {o.item_id}: {o.error}" for o in failures)
+        if done.failed > len(failures):
+            text += f"\n• and {done.failed - len(failures)} more"
+        severity = "warning" if done.failed else "information"
+        self.app.notify(text + note, severity=severity, timeout=10)  # type: ignore[arg-type]
+
+    def _finished(self, action: str, ids: list[int]) -> None:
+        for screen in self.app.screen_stack:
+            screen.post_message(ActionFinished(action, ids))
+        self.app.post_message(ActionFinished(action, ids))
+
+
+def _erp_note(down: list[str]) -> str:
+    if not down:
+        return ""
+    return (
+        f"\nThe ERP is down ({', '.join(down)} circuit open): the posting waits in the outbox"
+        " and goes through when the ERP answers again."
+    )

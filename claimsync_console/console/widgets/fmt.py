@@ -1,0 +1,57 @@
+"""How numbers read on screen: dollars with separators, ages in the largest sensible unit.
+
+Formatting only; the figures come from the engine as Decimal and aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+#: Display names of the queues, in the order the dashboard and the jump list show them.
+QUEUE_TITLES: dict[str, str] = {
+    "unmatched": "Unmatched remittances",
+    "dead-letter": "Dead letters",
+    "mapping": "Mapping errors",
+    "approval": "Approvals",
+    "denial": "Denials",
+    "rejected": "Rejected claims",
+}
+
+
+def money(amount: Decimal | None) -> str:
+    if amount is None:
+        return "-"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
+
+
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+def age(delta: timedelta | None) -> str:
+    """``45s``, ``12m``, ``5h``, ``3d 4h``, ``41d``: short enough for a narrow column."""
+    if delta is None:
+        return "-"
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    days = seconds // 86400
+    return f"{days}d {seconds % 86400 // 3600}h" if days < 10 else f"{days}d"
+
+
+def age_since(then: datetime | None, now: datetime) -> str:
+    return age(now - then) if then is not None else "-"
+
+
+def clock(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at is not None else "never"
+
+
+def ms(value: int | None) -> str:
+    return f"{value} ms" if value is not None else "-"
