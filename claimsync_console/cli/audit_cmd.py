@@ -23,7 +23,7 @@ from claimsync_console.cli.common import (
     JsonOption,
     fail,
     friendly_errors,
-    settings_for,
+    store_session,
 )
 from claimsync_console.cli.items_cmd import CsvOption
 
@@ -109,14 +109,9 @@ def list_audit(
 
 def read_rows(database: str | None, wanted: AuditFilter, limit: int | None) -> list[dict[str, Any]]:
     from claimsync_console.engine.audit_export import audit_rows
-    from claimsync_console.engine.runtime import open_store
 
-    store = open_store(settings_for(database).resolved_database_url)
-    try:
-        with store.sessions() as session:
-            return list(audit_rows(session, wanted, limit=limit))
-    finally:
-        store.dispose()
+    with store_session(database) as session:
+        return list(audit_rows(session, wanted, limit=limit))
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -160,20 +155,15 @@ def export_audit(
     """Export every selected audit row (CSV, or JSON Lines with --json), in chain order."""
     from claimsync_console.cli.output import emit_csv, emit_json_lines, output_format, say
     from claimsync_console.engine.audit_export import AUDIT_COLUMNS, audit_rows
-    from claimsync_console.engine.runtime import open_store
 
     fmt = output_format(json_output, csv_output)
     wanted = audit_filter(since, until, item, by)
-    store = open_store(settings_for(database).resolved_database_url)
-    try:
-        with store.sessions() as session, _target(out) as file:
-            rows = audit_rows(session, wanted)
-            if fmt == "json":
-                count = emit_json_lines(rows, file)
-            else:
-                count = emit_csv(AUDIT_COLUMNS, rows, file)
-    finally:
-        store.dispose()
+    with store_session(database) as session, _target(out) as file:
+        rows = audit_rows(session, wanted)
+        if fmt == "json":
+            count = emit_json_lines(rows, file)
+        else:
+            count = emit_csv(AUDIT_COLUMNS, rows, file)
     if out is not None:
         say(f"exported {count} audit row(s) to {out}")
 
@@ -197,14 +187,9 @@ def verify_audit(database: DatabaseOption = None, json_output: JsonOption = Fals
     """Check the audit trail's hash chain; exit 1 and name the first broken row if it fails."""
     from claimsync_console.cli.output import emit_json
     from claimsync_console.engine.audit_export import verify
-    from claimsync_console.engine.runtime import open_store
 
-    store = open_store(settings_for(database).resolved_database_url)
-    try:
-        with store.sessions() as session:
-            check = verify(session)
-    finally:
-        store.dispose()
+    with store_session(database) as session:
+        check = verify(session)
     if json_output:
         emit_json(check.to_json())
     elif check.intact:

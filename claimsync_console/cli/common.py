@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from claimsync_console.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from claimsync_console.engine.runtime import Store
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -54,6 +60,25 @@ def settings_for(database: str | None = None, operator: str | None = None) -> Se
         return load_settings(database_url=database, operator=operator)
     except SettingsError as error:
         fail(f"configuration error: {error}")
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator[Store]:
+    """The command's store, disposed of however the command ends (pooled connections close)."""
+    from claimsync_console.engine.runtime import open_store
+
+    store = open_store(settings.resolved_database_url)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+@contextmanager
+def store_session(database: str | None) -> Iterator[Session]:
+    """One session on the configured (or given) database, for commands that only read."""
+    with opened_store(settings_for(database)) as store, store.sessions() as session:
+        yield session
 
 
 def _save_traceback() -> str:

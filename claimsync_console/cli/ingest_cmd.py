@@ -15,6 +15,7 @@ from claimsync_console.cli.common import (
     JsonOption,
     fail,
     friendly_errors,
+    opened_store,
     settings_for,
 )
 
@@ -30,11 +31,10 @@ def register(app: typer.Typer) -> None:
 @friendly_errors
 def init(database: DatabaseOption = None) -> None:
     """Create or upgrade the database schema."""
-    from claimsync_console.engine.runtime import open_store, redact_url
+    from claimsync_console.engine.runtime import redact_url
 
-    settings = settings_for(database)
-    store = open_store(settings.resolved_database_url)
-    store.dispose()
+    with opened_store(settings_for(database)) as store:
+        pass  # opening creates or upgrades the schema
     typer.echo(f"database ready: {redact_url(store.url)}")
 
 
@@ -46,16 +46,12 @@ def ingest(
 ) -> None:
     """Load 835, 837P/837I and 277CA files. Duplicates are skipped; bad files are quarantined."""
     from claimsync_console.engine.ingest import IngestPathError, ingest_paths
-    from claimsync_console.engine.runtime import open_store
 
-    settings = settings_for(database)
-    store = open_store(settings.resolved_database_url)
-    try:
-        results = ingest_paths(store.sessions, paths)
-    except IngestPathError as error:
-        fail(str(error))
-    finally:
-        store.dispose()
+    with opened_store(settings_for(database)) as store:
+        try:
+            results = ingest_paths(store.sessions, paths)
+        except IngestPathError as error:
+            fail(str(error))
     if json_output:
         for result in results:
             typer.echo(json.dumps(result.to_json()))

@@ -20,7 +20,7 @@ from claimsync_console.cli.common import (
     JsonOption,
     fail,
     friendly_errors,
-    settings_for,
+    store_session,
 )
 
 
@@ -39,15 +39,9 @@ def reconcile(
 ) -> None:
     """Per check (TRN02): BPR02 against posted cash, held cash by reason, and what is left."""
     from claimsync_console.engine import reconcile as engine
-    from claimsync_console.engine.runtime import open_store
 
-    settings = settings_for(database)
-    store = open_store(settings.resolved_database_url)
-    try:
-        with store.sessions() as session:
-            checks = engine.reconcile(session, trace=check)
-    finally:
-        store.dispose()
+    with store_session(database) as session:
+        checks = engine.reconcile(session, trace=check)
     if check is not None and not checks:
         fail(f"no check with trace number {check!r}")
     if json_output:

@@ -16,6 +16,7 @@ from claimsync_console.cli.common import (
     JsonOption,
     fail,
     friendly_errors,
+    opened_store,
     settings_for,
 )
 
@@ -33,15 +34,13 @@ def run(
 ) -> None:
     """Match payments, turn them into journal entries, and post them to the ERP."""
     from claimsync_console.engine.rules import RulesError, load_rules
-    from claimsync_console.engine.runtime import open_store
 
     settings = settings_for(database)
     try:
         rules = load_rules(settings.resolved_rules_path)
     except (RulesError, OSError) as error:
         fail(f"posting rules: {error}")
-    store = open_store(settings.resolved_database_url)
-    try:
+    with opened_store(settings) as store:
         adapter = _adapter(settings)
         try:
             result = (
@@ -51,8 +50,6 @@ def run(
             )
         finally:
             close_error = _close(adapter)
-    finally:
-        store.dispose()
     if json_output:
         typer.echo(json.dumps(result, indent=2))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from claimsync_console.domain.common import ZERO
 
@@ -59,3 +60,28 @@ class JournalEntry:
                 raise UnbalancedEntryError(
                     f"entry {self.idempotency_key}: negative amount on {line.account}"
                 )
+
+
+def entry_to_dict(entry: JournalEntry) -> dict[str, Any]:
+    """A JSON-ready dict shared by the outbox store and the ERP wire, so both encode alike.
+
+    Amounts are decimal strings, never JSON numbers: a float would round cents, while
+    ``str(Decimal)`` round-trips exactly, exponent included. Changing the shape changes stored
+    outbox rows too: bump ``engine.outbox.ENTRY_FORMAT`` and keep reading the old one.
+    """
+    return {
+        "idempotency_key": entry.idempotency_key,
+        "entry_date": entry.entry_date.isoformat(),
+        "description": entry.description,
+        "reference": entry.reference,
+        "lines": [
+            {
+                "account": line.account,
+                "debit": str(line.debit),
+                "credit": str(line.credit),
+                "cost_centre": line.cost_centre,
+                "memo": line.memo,
+            }
+            for line in entry.lines
+        ],
+    }

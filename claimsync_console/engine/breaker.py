@@ -56,10 +56,10 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class BreakerStatus:
-    """What the dashboard shows for one adapter."""
+    """What the dashboard and ``claimsync status`` show for one adapter."""
 
     adapter: str
-    state: str
+    circuit_state: str
     consecutive_failures: int
     last_success_at: datetime | None
     last_failure_at: datetime | None
@@ -158,11 +158,14 @@ def record_call(
 
 def breaker_status(session: Session, adapter: str) -> BreakerStatus | None:
     row = session.get(AdapterHealth, adapter)
-    if row is None:
-        return None
+    return None if row is None else status_of(row)
+
+
+def status_of(row: AdapterHealth) -> BreakerStatus:
+    """One reading of a health row, shared by the worker's checks and the status board."""
     return BreakerStatus(
         adapter=row.adapter,
-        state=row.circuit_state,
+        circuit_state=row.circuit_state,
         consecutive_failures=row.consecutive_failures,
         last_success_at=row.last_success_at,
         last_failure_at=row.last_failure_at,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import JournalEntry, JournalLine
+from claimsync_console.domain.journal import entry_to_dict
 from claimsync_console.store.models_engine import OUTBOX_KINDS
 from claimsync_console.store.queries_outbox import insert_outbox_row
 
@@ -30,23 +31,8 @@ class EntryFormatError(ValueError):
 
 
 def entry_to_json(entry: JournalEntry) -> dict[str, Any]:
-    return {
-        "format": ENTRY_FORMAT,
-        "idempotency_key": entry.idempotency_key,
-        "entry_date": entry.entry_date.isoformat(),
-        "description": entry.description,
-        "reference": entry.reference,
-        "lines": [
-            {
-                "account": line.account,
-                "debit": str(line.debit),
-                "credit": str(line.credit),
-                "cost_centre": line.cost_centre,
-                "memo": line.memo,
-            }
-            for line in entry.lines
-        ],
-    }
+    """The shared domain encoding, stamped with a format so old rows stay readable."""
+    return {"format": ENTRY_FORMAT, **entry_to_dict(entry)}
 
 
 def entry_from_json(data: Any) -> JournalEntry:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO, WorkItemKind
+from claimsync_console.engine.breaker import BreakerStatus, status_of
 from claimsync_console.store import queries_status as q
 
 
@@ -71,19 +72,6 @@ class OutboxGauge:
 
 
 @dataclass(frozen=True, slots=True)
-class AdapterStatus:
-    adapter: str
-    circuit_state: str
-    consecutive_failures: int
-    last_success_at: datetime | None
-    last_failure_at: datetime | None
-    opened_at: datetime | None
-    p50_ms: int | None
-    p95_ms: int | None
-    samples: int
-
-
-@dataclass(frozen=True, slots=True)
 class QueueTile:
     """Open and in-progress items of one kind (every kind present, zero when empty)."""
 
@@ -106,7 +94,7 @@ class Dashboard:
     stages: tuple[StageCount, ...]
     outbox: OutboxGauge
     postings_per_minute: tuple[int, ...]  # oldest minute first, the current minute last
-    adapters: tuple[AdapterStatus, ...]
+    adapters: tuple[BreakerStatus, ...]
     queues: tuple[QueueTile, ...]
     aging: tuple[AgingBucket, ...]
     aging_by_queue: dict[str, tuple[AgingBucket, ...]]
@@ -126,7 +114,7 @@ def dashboard(session: Session, *, now: datetime, minutes: int = SPARKLINE_MINUT
         stages=_stages(session, queues, outbox),
         outbox=_outbox(session, now, outbox),
         postings_per_minute=postings_per_minute(session, now=now, minutes=minutes),
-        adapters=tuple(_adapter(row) for row in q.adapter_rows(session)),
+        adapters=tuple(status_of(row) for row in q.adapter_rows(session)),
         queues=queues,
         aging=aging,
         aging_by_queue=by_queue,
@@ -184,20 +172,6 @@ def postings_per_minute(session: Session, *, now: datetime, minutes: int) -> tup
         index = int((at - start).total_seconds() // 60)
         counts[min(max(index, 0), minutes - 1)] += 1
     return tuple(counts)
-
-
-def _adapter(row: Any) -> AdapterStatus:
-    return AdapterStatus(
-        adapter=row.adapter,
-        circuit_state=row.circuit_state,
-        consecutive_failures=row.consecutive_failures,
-        last_success_at=row.last_success_at,
-        last_failure_at=row.last_failure_at,
-        opened_at=row.opened_at,
-        p50_ms=row.p50_ms,
-        p95_ms=row.p95_ms,
-        samples=len(row.latency_samples or []),
-    )
 
 
 def _queues(session: Session) -> tuple[QueueTile, ...]:

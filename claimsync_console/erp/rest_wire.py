@@ -13,28 +13,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from claimsync_console.domain.journal import JournalEntry, JournalLine
+from claimsync_console.domain.journal import JournalEntry, JournalLine, entry_to_dict
 from claimsync_console.erp.base import PostedEntry
 
 
 def entry_to_wire(entry: JournalEntry) -> dict[str, Any]:
     """Amounts as decimal strings, never JSON numbers (a float would round cents)."""
-    return {
-        "idempotency_key": entry.idempotency_key,
-        "entry_date": entry.entry_date.isoformat(),
-        "description": entry.description,
-        "reference": entry.reference,
-        "lines": [
-            {
-                "account": line.account,
-                "debit": str(line.debit),
-                "credit": str(line.credit),
-                "cost_centre": line.cost_centre,
-                "memo": line.memo,
-            }
-            for line in entry.lines
-        ],
-    }
+    return entry_to_dict(entry)
 
 
 def entry_from_wire(data: Mapping[str, Any]) -> JournalEntry:

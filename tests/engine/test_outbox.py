@@ -279,7 +279,7 @@ def test_half_open_lets_one_probe_through_and_forgets_an_abandoned_one(
     with db_sessions.begin() as session:  # the first prober died: a new probe after cool-down
         third = breaker.admit(session, "erp", policy, later + timedelta(seconds=60))
         breaker.release_probe(session, "erp", later + timedelta(seconds=60))
-        assert breaker.breaker_status(session, "erp").state == "open"  # type: ignore[union-attr]
+        assert breaker.breaker_status(session, "erp").circuit_state == "open"  # type: ignore[union-attr]
     assert third.probe
 
 

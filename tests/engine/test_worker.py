@@ -125,7 +125,7 @@ def test_pending_rows_are_posted_and_the_ledger_balances(
     expected = expected_balances(entries)
     assert {a: b for a, b in ledger.trial_balance().items() if b} == expected
     health = _breaker(db_sessions, ledger)
-    assert (health.state, health.last_success_at, health.samples) == ("closed", T0, 5)
+    assert (health.circuit_state, health.last_success_at, health.samples) == ("closed", T0, 5)
     assert health.p50_ms is not None and health.p95_ms is not None
 
     again = _drain(db_sessions, ledger, Clock())
@@ -211,7 +211,7 @@ def test_a_refused_entry_becomes_a_dead_letter_with_its_history(
     assert attempt["outcome"] == "permanent" and attempt["error"] == item.error
     # The ERP answered: a refusal is no reason to stop posting everything else.
     health = _breaker(db_sessions, ledger)
-    assert (health.state, health.consecutive_failures) == ("closed", 0)
+    assert (health.circuit_state, health.consecutive_failures) == ("closed", 0)
 
 
 def test_running_out_of_attempts_is_a_dead_letter_with_every_attempt(
@@ -265,7 +265,7 @@ def test_the_breaker_opens_stops_calling_and_a_half_open_probe_closes_it(
     assert _attempts(db_sessions) == 3
     assert [r.attempts for r in _rows(db_sessions)] == [1, 1, 1, 0, 0]
     assert {r.status for r in _rows(db_sessions)} == {"pending"}
-    assert _breaker(db_sessions, ledger).state == "open"
+    assert _breaker(db_sessions, ledger).circuit_state == "open"
 
     # While open, no worker calls the ERP, even one that would now succeed.
     ledger.fail_mode = ""
@@ -278,7 +278,7 @@ def test_the_breaker_opens_stops_calling_and_a_half_open_probe_closes_it(
     healed = _drain(db_sessions, ledger, clock, breaker_policy=policy, worker_id="w2")
     assert (healed.posted, healed.breaker_blocked) == (5, False)
     health = _breaker(db_sessions, ledger)
-    assert (health.state, health.consecutive_failures, health.last_success_at) == (
+    assert (health.circuit_state, health.consecutive_failures, health.last_success_at) == (
         "closed", 0, clock.now
     )  # fmt: skip
 
@@ -297,7 +297,7 @@ def test_a_failed_probe_reopens_the_circuit_for_another_cool_down(
     assert (probe.claimed, probe.retried, probe.breaker_blocked) == (1, 1, True)
     assert _attempts(db_sessions) == 3
     health = _breaker(db_sessions, ledger)
-    assert (health.state, health.opened_at) == ("open", clock.now)
+    assert (health.circuit_state, health.opened_at) == ("open", clock.now)
     clock.advance(59)
     assert _drain(db_sessions, ledger, clock, breaker_policy=policy).claimed == 0
     assert _attempts(db_sessions) == 3

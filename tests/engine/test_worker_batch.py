@@ -121,7 +121,7 @@ def test_a_batch_is_one_request_and_every_row_is_posted_once(
     with db_sessions() as session:
         assert session.scalar(select(func.count(PostingAttempt.id))) == 30
     health = _health(db_sessions)
-    assert (health.state, health.samples) == ("closed", 1)  # one call, one latency sample
+    assert (health.circuit_state, health.samples) == ("closed", 1)  # one call, one latency sample
     assert health.last_success_at is not None
 
 
@@ -157,7 +157,7 @@ def test_an_unknown_account_in_one_entry_dead_letters_only_that_row(
     assert (item.kind, item.outbox_id) == ("dead_letter", ids[2])
     # The ERP answered: one refusal does not count against its health.
     health = _health(db_sessions)
-    assert (health.state, health.consecutive_failures) == ("closed", 0)
+    assert (health.circuit_state, health.consecutive_failures) == ("closed", 0)
 
 
 def test_post_each_gives_each_entry_its_own_outcome(
@@ -206,7 +206,7 @@ def test_a_failing_batch_opens_the_breaker_and_stops_claiming(
     clock.sleep(3600)
     second = _drain(db_sessions, adapter, clock, batch_size=4, breaker_policy=policy)
     assert second.breaker_blocked and second.claimed == 4  # tripped on the first batch
-    assert _health(db_sessions).state == "open"
+    assert _health(db_sessions).circuit_state == "open"
     assert sum(1 for r in _rows(db_sessions) if r.attempts == 2) == 4
 
 
