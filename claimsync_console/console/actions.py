@@ -39,6 +39,7 @@ from claimsync_console.console.modals import (
 from claimsync_console.engine.claim_search import search_claims
 from claimsync_console.engine.console_detail import (
     ItemView,
+    approve_refusal_for,
     erp_circuits_open,
     load_item_view,
     write_off_reason,
@@ -274,6 +275,9 @@ class ActionRunner:
             if undo is None:
                 return None
             return partial(triage.reverse, undo.action_id, note=undo.note)
+        if action == "approve" and (why := approve_refusal_for(view, triage)):
+            self.app.notify(f"Not allowed: {why}", severity="error", timeout=10)
+            return None  # said before the note, not after the analyst wrote one
         verb = "Approve" if action == "approve" else "Ignore"
         note = await self._ask(NoteDialog(
             f"{verb} work item {item_id} ({money(view.item['amount'])})",

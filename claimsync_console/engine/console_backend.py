@@ -47,6 +47,7 @@ COUNT_CAP = 10_000
 TEXT_COUNT_CAP = 1_000
 _RANGE = re.compile(r"^\$?(?P<low>\d[\d,]*(?:\.\d+)?)?\.\.\$?(?P<high>\d[\d,]*(?:\.\d+)?)?$")
 _BOUND = re.compile(r"^(?P<op>[<>]=?)\$?(?P<value>\d[\d,]*(?:\.\d+)?)$")
+CENT = Decimal("0.01")
 
 
 def utcnow() -> datetime:
@@ -63,6 +64,10 @@ class QueueFilter:
     text: str | None = None
     error_signature: str | None = None
     claim: str | None = None  # a claim (patient control) number or its beginning
+    #: ``>`` and ``<`` exclude their bound (``..``, ``>=`` and ``<=`` include it). Kept as typed
+    #: so that the echo reads as the analyst meant it; :meth:`bounds` turns it into cents.
+    min_exclusive: bool = False
+    max_exclusive: bool = False
 
     @property
     def empty(self) -> bool:
@@ -79,6 +84,7 @@ class QueueFilter:
         claim: str | None = None
         low: Decimal | None = None
         high: Decimal | None = None
+        strict = {">": False, "<": False}
         words: list[str] = []
         for token in _tokens(line):
             lowered = token.lower()
@@ -89,20 +95,48 @@ class QueueFilter:
             elif (found := _RANGE.match(token)) and (found["low"] or found["high"]):
                 low = _amount(found["low"]) if found["low"] else None
                 high = _amount(found["high"]) if found["high"] else None
+                strict = {">": False, "<": False}
             elif found := _BOUND.match(token):
-                value = _amount(found["value"])
-                if found["op"].startswith(">"):
+                value, side = _amount(found["value"]), found["op"][0]
+                strict[side] = found["op"] in (">", "<")
+                if side == ">":
                     low = value
                 else:
                     high = value
             else:
                 words.append(token)
-        if low is not None and high is not None and low > high:
-            raise UsageError(f"amount range {low}..{high} is empty: the low end is above the high")
-        return cls(
+        parsed = cls(
             payer=payer, min_amount=low, max_amount=high, text=" ".join(words) or None,
-            claim=claim,
+            claim=claim, min_exclusive=strict[">"] and low is not None,
+            max_exclusive=strict["<"] and high is not None,
         )  # fmt: skip
+        first, last = parsed.bounds()
+        if first is not None and last is not None and first > last:
+            raise UsageError(f"amount range {parsed.amounts()} is empty: no amount fits it")
+        return parsed
+
+    def bounds(self) -> tuple[Decimal | None, Decimal | None]:
+        """The inclusive bounds in cents: amounts are whole cents, so ``> 1000.00`` is
+        ``>= 1000.01`` and the store needs only one kind of comparison."""
+        low, high = self.min_amount, self.max_amount
+        if low is not None and self.min_exclusive:
+            low += CENT
+        if high is not None and self.max_exclusive:
+            high -= CENT
+        return low, high
+
+    def amounts(self) -> str:
+        """The amount part as it means: ``>1000.00``, ``<=50.00``, ``100.00..500.00``. No space
+        after the operator: the queue puts this back in the filter box, where it must parse."""
+        low, high = self.min_amount, self.max_amount
+        if low is not None and high is not None and not (self.min_exclusive or self.max_exclusive):
+            return f"{low}..{high}"
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if self.min_exclusive else '>='}{low}")
+        if high is not None:
+            parts.append(f"{'<' if self.max_exclusive else '<='}{high}")
+        return " ".join(parts)
 
     def describe(self) -> str:
         """The filter as the analyst would type it again (shown above the table)."""
@@ -112,7 +146,7 @@ class QueueFilter:
         if self.claim:
             parts.append(f"claim:{self.claim}")
         if self.min_amount is not None or self.max_amount is not None:
-            parts.append(f"{self.min_amount or ''}..{self.max_amount or ''}")
+            parts.append(self.amounts())
         if self.error_signature:
             parts.append(f"signature:{self.error_signature[:24]}")
         if self.text:
@@ -130,7 +164,7 @@ def _amount(text: str) -> Decimal:
         value = Decimal(text.replace(",", ""))
     except InvalidOperation:
         raise UsageError(f"{text!r} is not an amount") from None
-    return value.quantize(Decimal("0.01"))
+    return value.quantize(CENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,12 +300,13 @@ class ConsoleBackend:
     @staticmethod
     def _where(queue: str, wanted: QueueFilter | None) -> qq.QueueWhere:
         f = wanted or QueueFilter()
+        low, high = f.bounds()
         return qq.QueueWhere(
             kind=kind_for_queue(queue),
             states=OPEN_STATES,
             payer=f.payer,
-            min_amount=f.min_amount,
-            max_amount=f.max_amount,
+            min_amount=low,
+            max_amount=high,
             text=f.text,
             error_signature=f.error_signature,
             claim_prefix=f.claim,

@@ -17,7 +17,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from claimsync_console.domain import ClaimPayment, JournalEntry, UnbalancedEntryError
+from claimsync_console.domain import (
+    ClaimPayment,
+    JournalEntry,
+    UnbalancedEntryError,
+    WorkItemKind,
+)
 from claimsync_console.engine.item_detail import item_detail, masked
 from claimsync_console.engine.outbox import entry_from_json
 from claimsync_console.engine.posting import (
@@ -26,8 +31,8 @@ from claimsync_console.engine.posting import (
     build_payment_entry,
     build_write_off_entry,
 )
-from claimsync_console.engine.rules import RulesBook
-from claimsync_console.engine.triage_model import WRITE_OFF_KINDS
+from claimsync_console.engine.rules import MissingRule, RulesBook
+from claimsync_console.engine.triage_model import ACTIVE_STATES, WRITE_OFF_KINDS, approve_refusal
 from claimsync_console.engine.triage_postings import parties
 from claimsync_console.engine.triage_write_off import REVERSIBLE
 from claimsync_console.store import hydrate
@@ -39,6 +44,9 @@ from claimsync_console.store.models import ClaimRow
 from claimsync_console.store.queries import get_blob
 from claimsync_console.x12.tokenizer import TokenizerError, tokenize
 
+MAPPING_ERROR = WorkItemKind.MAPPING_ERROR.value
+APPROVAL = WorkItemKind.APPROVAL.value
+REPROCESS = "Add a rule, then remap --reprocess."
 MAX_HEADER = 40  # a check's header (BPR, TRN, N1 loops) is a dozen segments; more is odd
 MAX_LOOP = 300
 #: Segments that end a CLP loop (the next claim, a service loop's end, the check's trailer).
@@ -110,7 +118,7 @@ def load_item_view(
             segments = tuple(SegmentLine(s["index"], s["id"], s["text"]) for s in base["segments"])
             truncated = bool(base["segments_truncated"])
         posting = _posting(session, rules, item, payment, now)
-        claim = _claim(session, item.claim_id)
+        claim = _claim(session, _claim_id(session, item))
     return ItemView(
         item=base["item"],
         claim=claim,
@@ -140,6 +148,18 @@ def reversible_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda a: a["id"], reverse=True)
 
 
+def approve_refusal_for(view: ItemView, triage: Any) -> str | None:
+    """Why ``triage``'s operator may not approve the item shown, else None: the service's own
+    check, asked before the note. Only for an open approval item; on any other the service
+    says what is wrong."""
+    item = view.item
+    if item["kind"] != APPROVAL or item["state"] not in ACTIVE_STATES:
+        return None
+    return approve_refusal(triage.rules, view.item_id, item.get("details") or {},
+                           Decimal(item["amount"]), item.get("requested_by"),
+                           operator=triage.operator, role=triage.role)  # fmt: skip
+
+
 def erp_circuits_open(sessions: sessionmaker[Session]) -> list[str]:
     """Adapters whose circuit is open: a queued posting waits until they answer again."""
     with sessions() as session:
@@ -164,6 +184,15 @@ def _claim(session: Session, claim_id: int | None) -> dict[str, Any] | None:
         "frequency_code": row.frequency_code,
         "payer_claim_control_number": row.payer_claim_control_number,
     }
+
+
+def _claim_id(session: Session, item: Any) -> int | None:
+    """The item's claim, else the one its payment was matched to: a mapping error is raised
+    after the match, on the payment alone, so only the match knows the claim."""
+    if item.claim_id is not None or item.claim_payment_id is None:
+        return item.claim_id
+    match = qe.get_payment_match(session, item.claim_payment_id)
+    return match.claim_id if match is not None else None
 
 
 def _dates(start: date | None, end: date | None) -> str:
@@ -249,6 +278,8 @@ def _posting(
     outbox = qo.get_outbox_row(session, item.outbox_id) if item.outbox_id is not None else None
     if outbox is not None:
         title = f"Outbox {outbox.id} ({outbox.status})"
+        if outbox.status == "dead":  # a dead letter: say whose entry it is
+            title = f"The entry the ERP refused (outbox {outbox.id}, dead)"
         return _preview(title, entry_from_json(outbox.entry))
     if item.kind in WRITE_OFF_KINDS:
         return _write_off_preview(session, rules, item, now)
@@ -260,6 +291,8 @@ def _posting(
             )
         except UnbalancedEntryError as error:
             return PostingPreview("The payment's entry", note=str(error))
+        if item.kind == MAPPING_ERROR:
+            return _plan_preview("The payment's entry, once its rules exist", plan, REPROCESS)
         return _plan_preview("The payment's entry, once matched", plan)
     return None
 
@@ -287,12 +320,14 @@ def _write_off_preview(
         entry_date=now.date(),
         reference=item.patient_control_number or item.trace_number,
     )
-    return _plan_preview(f"If written off as {reason}", plan)
+    return _plan_preview(f"If written off as {reason}", plan, "Add a rule, then write off.")
 
 
-def _plan_preview(title: str, plan: PostingPlan | MissingRules) -> PostingPreview:
+def _plan_preview(
+    title: str, plan: PostingPlan | MissingRules, then: str = "Add a rule before remapping it."
+) -> PostingPreview:
     if isinstance(plan, MissingRules):
-        return PostingPreview(title, note=f"cannot post: missing {plan}")
+        return PostingPreview(title, note=missing_note(plan, then))
     if plan.entry is None:
         return PostingPreview(title, note=plan.note)
     return _preview(title, plan.entry)
@@ -301,3 +336,22 @@ def _plan_preview(title: str, plan: PostingPlan | MissingRules) -> PostingPrevie
 def _preview(title: str, entry: JournalEntry) -> PostingPreview:
     lines = tuple(PreviewLine(ln.account, ln.debit, ln.credit, ln.memo) for ln in entry.lines)
     return PostingPreview(title, lines)
+
+
+def missing_note(plan: MissingRules, then: str) -> str:
+    """What is missing in the words an analyst uses (rules.py's own text is for logs and
+    signatures), and what to do next: "Cannot post yet: no posting rule for OA-121 (group
+    OA, reason 121). Add a rule, then remap --reprocess."."""
+    said = "; ".join(_missing_rule(m) for m in plan.missing)
+    if len(plan.missing) > 1:
+        then = then.replace("Add a rule", "Add the rules")
+    return f"Cannot post yet: {said or 'a posting rule is missing'}. {then}"
+
+
+def _missing_rule(rule: MissingRule) -> str:
+    if rule.kind == "carc" and "-" in rule.key:
+        group, reason = rule.key.split("-", 1)
+        return f"no posting rule for {rule.key} (group {group}, reason {reason})"
+    name = {"plb": "PLB adjustment", "write_off": "write-off reason"}.get(rule.kind, rule.kind)
+    extra = f" ({rule.detail})" if rule.detail else ""
+    return f"no {name} rule for {rule.key}{extra}"

@@ -256,6 +256,27 @@ def may_approve(rules: RulesBook, kind: str, code: str, amount: Decimal, role: s
     return f"role {role} may approve {kind} {code} up to {own.max_amount}, not {abs(amount)}"
 
 
+def approve_refusal(
+    rules: RulesBook,
+    item_id: int,
+    details: dict[str, Any],
+    amount: Decimal,
+    requested_by: str | None,
+    *,
+    operator: str,
+    role: str,
+) -> str | None:
+    """Why ``operator`` acting as ``role`` may not approve this approval item, else None.
+
+    The one place the rule lives: the service refuses with it, and the console asks it before
+    it asks for a note, so an analyst is not made to write one only to be told no."""
+    if requested_by and requested_by == operator:
+        return f"you requested work item {item_id}: someone else must approve it"
+    kind, code = details.get("approval_kind", "adjustment"), details.get("reason_code", "")
+    why = may_approve(rules, kind, code, amount, role)
+    return None if why is None else f"cannot approve work item {item_id}: {why}"
+
+
 def snapshot(item: WorkItem) -> dict[str, Any]:
     """The audit's before/after of an item: state and money, never PHI (the patient control
     number is the provider's own claim id, not a person)."""

@@ -41,7 +41,7 @@ from claimsync_console.engine.triage_model import (
     NotFoundError,
     PermissionDeniedError,
     UnresolvedError,
-    may_approve,
+    approve_refusal,
     snapshot,
 )
 from claimsync_console.engine.triage_postings import (
@@ -164,18 +164,15 @@ def approve(
     """Queue the entry an approval item holds. Never by its requester; only by a role whose
     tier covers the amount. A write-off approval also writes off the item that asked for it."""
     item = ready(session, actor, item_id, "approve", expected_version, APPROVAL)
-    if item.requested_by == actor.operator:
-        raise PermissionDeniedError(
-            f"you requested work item {item.id}: someone else must approve it", item_id=item.id
-        )
     details = dict(item.details or {})
+    why = approve_refusal(actor.rules, item.id, details, item.amount, item.requested_by,
+                          operator=actor.operator, role=actor.role)  # fmt: skip
+    if why is not None:
+        raise PermissionDeniedError(why, item_id=item.id)
     posting = details.get("posting")
     if not posting:
         raise InvalidTransitionError(f"work item {item.id} holds no posting", item_id=item.id)
     kind, code = details.get("approval_kind", "adjustment"), details.get("reason_code", "")
-    why = may_approve(actor.rules, kind, code, item.amount, actor.role)
-    if why is not None:
-        raise PermissionDeniedError(f"cannot approve work item {item.id}: {why}", item_id=item.id)
     origin = _origin(session, item)
     before = snapshot(item)
     row = record(

@@ -17,6 +17,7 @@ from claimsync_console.console.modals import (
     WriteOffDialog,
 )
 from claimsync_console.engine.breaker import BreakerPolicy, record_failure
+from claimsync_console.engine.console_detail import approve_refusal_for, load_item_view
 from tests.console.detail_world import (
     DetailApp,
     World,
@@ -29,7 +30,7 @@ from tests.console.detail_world import (
     until,
     world_fixture,
 )
-from tests.engine.triage_support import sqlite_template_fixture
+from tests.engine.triage_support import NOW, sqlite_template_fixture
 
 __all__ = ["sqlite_template_fixture", "world_fixture"]  # the fixtures, for pytest
 
@@ -138,22 +139,33 @@ def test_approve_as_a_supervisor_posts_the_held_entry(world: World) -> None:
     world.posted(done.outbox_id)
 
 
-def test_approve_without_the_permission_is_refused_in_a_sentence(world: World) -> None:
+def test_approve_without_the_permission_is_refused_before_the_note(world: World) -> None:
+    """Issue #4: the analyst used to write a note only to be told "Not allowed" after it."""
     item = next(i for i in world.items("approval") if i.details["reason_code"] == "CO-45")
     app = DetailApp(world.backend("carol", "analyst"), item.id)
+    asked: list[str] = []
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("a")
-        await dialog(pilot, NoteDialog)
-        await pilot.press("enter")
         await finished(pilot)
+        asked.extend(type(s).__name__ for s in pilot.app.screen_stack)
 
     run(app, scenario)
+    assert "NoteDialog" not in asked
     said, severity = app.said[-1]
-    assert said.startswith("Not allowed: cannot approve work item")
+    assert said.startswith(f"Not allowed: cannot approve work item {item.id}")
     assert "role analyst is not in the approval tiers" in said and severity == "error"
     assert world.item(item.id).state == "open"
+    assert not [r for r in world.audit() if r.work_item_id == item.id and r.action == "approve"]
+
+
+def test_approving_ones_own_request_is_refused_before_the_note(world: World) -> None:
+    item = next(i for i in world.items("approval") if i.details["reason_code"] == "CO-45")
+    view = load_item_view(world.sessions, world.rules, item.id, now=NOW)
+    backend = world.backend(item.requested_by or "x", "supervisor")
+    assert "someone else must approve it" in (approve_refusal_for(view, backend.triage) or "")
+    assert approve_refusal_for(view, world.backend("bob", "supervisor").triage) is None
 
 
 def test_retry_sends_the_dead_letter_again(world: World) -> None:

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from claimsync_console.engine.console_backend import SORTS, ConsoleBackend, QueueFilter, UsageError
 from claimsync_console.store.db import make_engine, session_factory, upgrade_to_head
+from claimsync_console.store.queries_engine import open_work_items
 
-from .conftest import seed
+from .conftest import NOW, seed
 
 
 @pytest.fixture
@@ -80,6 +81,39 @@ def test_filter_language() -> None:
     assert QueueFilter.parse("").empty
     with pytest.raises(UsageError, match="empty"):
         QueueFilter.parse("500..100")
+
+
+def test_bounds_echo_as_they_mean_and_parse_back() -> None:
+    """Issue #4: ``>1000`` used to echo as ``1000.00..``, which reads as at least 1000."""
+    for typed, echoed in [(">1000", ">1000.00"), (">=1000", ">=1000.00"), ("<50", "<50.00"),
+                          ("<=50", "<=50.00"), ("100..500", "100.00..500.00"),
+                          ("..75", "<=75.00"), ("50..", ">=50.00"),
+                          (">100 <=200", ">100.00 <=200.00")]:  # fmt: skip
+        parsed = QueueFilter.parse(typed)
+        assert parsed.describe() == echoed
+        assert QueueFilter.parse(parsed.describe()) == parsed  # the box gets it back
+    with pytest.raises(UsageError, match="empty"):
+        QueueFilter.parse(">100 <100.01")
+
+
+def test_strict_bounds_exclude_the_amount_itself(
+    backend: ConsoleBackend, console_sessions: sessionmaker[Session]
+) -> None:
+    with console_sessions.begin() as session:
+        open_work_items(session, [{
+            "kind": "denial", "source_key": "denial-even", "amount": Decimal("1000.00"),
+            "payer_id": "SMPAE", "payer_name": "ACME", "patient_control_number": "PCNEVEN",
+            "trace_number": "TRNEVEN", "error": "denied (CO-197)", "error_signature": "",
+        }], now=NOW)  # fmt: skip
+
+    def claims(typed: str) -> list[str]:
+        return [r.claim for r in backend.queue_page("denial", QueueFilter.parse(typed)).rows]
+
+    assert "PCNEVEN" not in claims(">1000")
+    assert "PCNEVEN" in claims(">=1000")
+    assert "PCNEVEN" in claims("1000..1000")
+    assert "PCNEVEN" not in claims("<1000") and "PCNEVEN" in claims("<=1000")
+    assert "PCNEVEN" in claims(">999.99") and "PCNEVEN" not in claims("<1000.00")
 
 
 def test_dead_letters_group_by_signature_biggest_first(backend: ConsoleBackend) -> None:

@@ -5,6 +5,7 @@ and snapshots of the screen and of every action dialog at a fixed size, on fixed
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
@@ -19,8 +20,12 @@ from claimsync_console.console.modals import (
     WriteOffDialog,
 )
 from claimsync_console.console.screens.detail import MASK, DetailScreen
+from claimsync_console.console.screens.detail import _candidates as candidates_table
 from claimsync_console.engine.claim_search import search_claims
-from claimsync_console.engine.console_detail import load_item_view
+from claimsync_console.engine.console_detail import REPROCESS, load_item_view, missing_note
+from claimsync_console.engine.posting import MissingRules
+from claimsync_console.engine.rules import MissingRule
+from claimsync_console.store.queries_engine import get_payment_match
 from tests.console.detail_world import (
     SIZE,
     DetailApp,
@@ -72,7 +77,37 @@ def test_a_mapping_error_previews_what_is_missing(world: World) -> None:
     item = next(i for i in world.items("mapping_error") if "CO-B7" in i.error)
     view = load_item_view(world.sessions, world.rules, item.id, now=NOW)
     assert view.posting is not None and not view.posting.lines
-    assert "carc:CO-B7" in view.posting.note or "CO-B7" in view.posting.note
+    assert view.posting.title == "The payment's entry, once its rules exist"
+    assert view.posting.note == (
+        "Cannot post yet: no posting rule for CO-B7 (group CO, reason B7)."
+        " Add a rule, then remap --reprocess."
+    )
+    # the item has no claim of its own: the payment's match names it
+    assert item.claim_id is None and view.claim is not None
+    with world.sessions() as session:
+        match = get_payment_match(session, item.claim_payment_id or 0)
+    assert match is not None and view.claim["id"] == match.claim_id
+
+
+def test_each_kind_of_item_titles_its_preview_for_what_it_is(world: World) -> None:
+    titles = {
+        kind: load_item_view(world.sessions, world.rules, world.items(kind)[0].id, now=NOW)
+        for kind in ("unmatched_remittance", "dead_letter", "approval", "denial", "rejected_claim")
+    }
+    said = {k: v.posting.title if v.posting else "" for k, v in titles.items()}
+    assert said["unmatched_remittance"] == "The payment's entry, once matched"
+    assert said["dead_letter"].startswith("The entry the ERP refused (outbox ")
+    assert said["approval"] == "Held for approval"
+    assert said["denial"].startswith("If written off as CO-")
+    assert said["rejected_claim"].startswith("If written off as CO-")
+
+
+def test_missing_rules_are_said_plainly_with_what_to_do() -> None:
+    plan = MissingRules("k", (MissingRule("carc", "OA-121"), MissingRule("payer", "SMPXX", "X")))
+    assert missing_note(plan, REPROCESS) == (
+        "Cannot post yet: no posting rule for OA-121 (group OA, reason 121); no payer rule for"
+        " SMPXX (X). Add the rules, then remap --reprocess."
+    )
 
 
 def test_claim_search_by_pcn_prefix_and_by_id(world: World) -> None:
@@ -104,6 +139,20 @@ def test_the_detail_shows_everything_about_an_unmatched_payment(world: World) ->
         assert MASK in shown(screen, "phi")
 
     run(app, scenario)
+
+
+def test_a_candidates_reasons_stay_on_one_line(world: World) -> None:
+    """Issue #4: a long "why" wrapped each candidate over several lines; now it is clipped."""
+    item = world.items("unmatched_remittance")[0]
+    view = load_item_view(world.sessions, world.rules, item.id, now=NOW)
+    reasons = [f"reason number {n} that goes on for a while" for n in range(8)]
+    long = replace(view, candidates=[{**c, "reasons": reasons} for c in view.candidates])
+    console = Console(width=90, record=True, file=io.StringIO(), color_system=None)
+    console.print(candidates_table(long))
+    lines = console.export_text().rstrip().splitlines()
+    assert len(lines) == 2 + len(view.candidates)  # the title, the header, one line each
+    assert all(line.rstrip().endswith("…") for line in lines[2:])
+    assert all(str(c["claim_id"]) in lines[2 + n] for n, c in enumerate(view.candidates))
 
 
 def test_an_unknown_item_is_said_not_raised(world: World) -> None:

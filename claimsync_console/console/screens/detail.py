@@ -264,6 +264,8 @@ def _candidates(view: ItemView) -> RenderableType:
             str(c["claim_id"]), c["patient_control_number"], money(c["billed_amount"]),
             c.get("service_date_from") or "", str(c["score"]), "; ".join(c.get("reasons", [])),
         )  # fmt: skip
+    why = table.columns[-1]  # one line a candidate: the rest of the reasons behind an ellipsis
+    why.overflow, why.no_wrap, why.ratio = "ellipsis", True, 1
     return table
 
 
