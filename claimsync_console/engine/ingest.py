@@ -111,8 +111,15 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
 # -- paths -------------------------------------------------------------------------------------
 
 
+NOT_X12_SUFFIXES = frozenset({".md", ".json", ".toml", ".yaml", ".yml", ".pdf", ".html"})
+
+
 def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files named, plus files under folders (recursive, sorted, hidden ones skipped).
+
+    In a folder, files that are plainly documentation or metadata (``NOT_X12_SUFFIXES``: a drop
+    folder's README or manifest) are not X12 and would only fill the quarantine; a file named
+    on its own is always read, whatever its name.
 
     Every path is checked before any file is ingested, so a typo never leaves a half-done run."""
     files: list[Path] = []
@@ -127,6 +134,7 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                     for found in path.rglob("*")
                     if found.is_file()
                     and not any(part.startswith(".") for part in found.relative_to(path).parts)
+                    and found.suffix.lower() not in NOT_X12_SUFFIXES
                 )
             )
         elif path.is_file():

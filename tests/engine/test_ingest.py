@@ -226,9 +226,17 @@ def test_folders_are_walked_sorted_and_hidden_files_skipped(
     copy(ACCEPTED_277CA, inbox, ".partial.277")
     copy(ACCEPTED_277CA, inbox / ".cache", "acks.277")
 
+    (inbox / "README.md").write_text("# Drop folder\n")
+    (inbox / "manifest.json").write_text("{}\n")
+    copy(MANAGED_CARE_835, inbox, "remit.txt")  # .txt is a common name for real X12
+
     results = ingest_paths(db_sessions, [inbox])
 
-    assert [Path(r.file).name for r in results] == ["a.835", "claims.837"]
+    assert [Path(r.file).name for r in results] == ["a.835", "claims.837", "remit.txt"]
+    assert all(r.status != "quarantined" for r in results)
+    # Named on its own, a README is read, and quarantined as what it is.
+    (readme,) = ingest_paths(db_sessions, [inbox / "README.md"])
+    assert readme.status == "quarantined"
 
 
 class SimulatedCrash(RuntimeError):
