@@ -3,12 +3,15 @@
     python benchmarks/bench_tryton.py                      # SQLite, 200 single + 2000 batched
     python benchmarks/bench_tryton.py --backend postgres   # needs CLAIMSYNC_TEST_POSTGRES_URL
     python benchmarks/bench_tryton.py --single 100 --batched 5000 --batch-size 200
+    python benchmarks/bench_tryton.py --backend postgres --lines 2 --batch-size 250 --parallel 2
 
 A real trytond is started on 127.0.0.1 on a copy of the bootstrapped template the tests use
 (built by trytond-admin on the first run, then kept in the user's cache folder). Both modes go
 through the same adapter and the same idempotency search; the baseline is one-at-a-time
 measured in the same run, and the goal is >= 200 moves/s batched (one at a time is ~25/s on
 an idle machine; the load average is printed because a busy one scales both down).
+``--parallel N`` starts N trytond processes on the database and adds a row with the adapter's
+``parallel_requests=N`` sending chunks to them concurrently (PostgreSQL; see docs/tryton.md).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def main() -> int:
     parser.add_argument("--batched", type=int, default=2000, help="moves posted in batches")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lines", type=int, choices=(2, 4), default=4, help="lines per move")
+    parser.add_argument("--parallel", type=int, default=1, help="trytond processes and requests")
     args = parser.parse_args()
     postgres_url = os.environ.get("CLAIMSYNC_TEST_POSTGRES_URL")
     if args.backend == "postgres" and not postgres_url:
@@ -81,8 +85,10 @@ def main() -> int:
         templates = TrytonTemplates(Path(work), postgres_url, cache_dir=template_cache_dir())
         print(f"preparing trytond on {args.backend} (first run builds the template) ...")
         try:
-            with templates.serve_copy(args.backend, "bench") as server:
-                adapter = server.adapter(batch_size=args.batch_size)
+            with templates.serve_copy(args.backend, "bench", args.parallel) as server:
+                # the baseline rows use one process, even when --parallel started several
+                options = server.options(batch_size=args.batch_size)
+                adapter = TrytonAdapter({**options, "url": server.url})
                 assert adapter.health().ok
                 adapter.post_entries(entries("warmup", 20))  # caches, connection, session
                 run = str(time.time_ns())
@@ -91,6 +97,14 @@ def main() -> int:
                 batched_batch = entries(f"batch-{run}", args.batched, args.lines)
                 batched = rate(adapter, batched_batch, batched=True)
                 adapter.close()
+                if args.parallel > 1:
+                    many = server.adapter(
+                        batch_size=args.batch_size, parallel_requests=args.parallel
+                    )
+                    many.post_entries(entries("warmup-p", 20))
+                    par_batch = entries(f"par-{run}", args.batched, args.lines)
+                    par = rate(many, par_batch, batched=True)
+                    many.close()
         finally:
             templates.cleanup()
     rows = [
@@ -102,6 +116,10 @@ def main() -> int:
             f"{batched / single:.1f}x",
         ],
     ]
+    if args.parallel > 1:
+        label = f"{args.parallel} processes, parallel_requests={args.parallel}"
+        rows.append([label, str(args.batched), f"{par:.0f}", f"{par / single:.1f}x"])
+        batched = max(batched, par)
     print(f"{args.backend}, {args.lines} lines per move, load average {os.getloadavg()[0]:.1f}")
     print(table(["mode", "moves", "moves/s", "vs one at a time"], rows))
     print(f"goal: >= {GOAL:.0f} moves/s batched: {verdict(batched >= GOAL)}")

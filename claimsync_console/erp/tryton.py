@@ -13,6 +13,8 @@ Choices that are not obvious, and why (see also docs/tryton.md):
 * A batch is one transaction in Tryton. When Tryton refuses one move of it, the batch is
   replayed one move at a time, so the moves before the bad one post and the bad one raises,
   as :meth:`ErpAdapter.post_entries` promises.
+* ``parallel_requests`` > 1 sends chunks concurrently, to several trytond processes when ``url``
+  lists several (rules in :mod:`tryton_parallel`); posts stay one at a time.
 * ``UserWarning`` is refused (permanent, naming the warning) unless its name matches one of
   the ``accept_warnings`` patterns: confirming a warning is an accounting decision, so it is
   configuration, never a default.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
@@ -30,6 +33,7 @@ from typing import Any, ClassVar
 
 from claimsync_console.domain.journal import JournalEntry
 from claimsync_console.erp import tryton_moves as moves
+from claimsync_console.erp import tryton_parallel as parallel
 from claimsync_console.erp.base import (
     AdapterCapabilities,
     AdapterConfigError,
@@ -65,7 +69,12 @@ class TrytonAdapter(ErpAdapter):
         max_batch_size=100,
     )
     options: ClassVar[tuple[AdapterOption, ...]] = (
-        AdapterOption("url", str, required=True, help="trytond base URL, e.g. http://erp:8000"),
+        AdapterOption(
+            "url",
+            str,
+            required=True,
+            help="trytond base URL, e.g. http://erp:8000; comma-separated for several processes",
+        ),
         AdapterOption("database", str, required=True, help="Tryton database name"),
         AdapterOption("login", str, default="admin", help="Tryton user ClaimSync posts as"),
         AdapterOption(
@@ -83,6 +92,9 @@ class TrytonAdapter(ErpAdapter):
         ),
         AdapterOption("journal", str, default="MISC", help="code of the journal moves go to"),
         AdapterOption("batch_size", int, default=100, help="moves per create/post call"),
+        AdapterOption(
+            "parallel_requests", int, default=1, help="chunks of a batch sent at once (1-8)"
+        ),
         AdapterOption("timeout", float, default=30.0, help="seconds per HTTP request"),
         AdapterOption(
             "accept_warnings",
@@ -101,14 +113,28 @@ class TrytonAdapter(ErpAdapter):
         self.accept_warnings = [
             p.strip() for p in self.option_str("accept_warnings").split(",") if p.strip()
         ]
-        self.rpc = TrytonRpc(
+        parallel_requests = self.settings["parallel_requests"]
+        self.parallel = parallel_requests if isinstance(parallel_requests, int) else 1
+        if not 1 <= self.parallel <= 8:
+            raise AdapterConfigError("option 'parallel_requests' must be between 1 and 8")
+        self.rpcs = parallel.clients(
             self.option_str("url"),
             self.option_str("database"),
             self.option_str("login"),
             self._password(),
-            timeout=self.option_float("timeout"),
+            self.option_float("timeout"),
         )
-        self.chart = TrytonChart(self.rpc, self.option_str("company"), self.option_str("journal"))
+        self._local = threading.local()  # which of ``rpcs`` this thread's chunk goes to
+        self._post_lock = threading.Lock()
+        self.chart = TrytonChart(
+            self.rpcs[0], self.option_str("company"), self.option_str("journal")
+        )
+
+    @property
+    def rpc(self) -> TrytonRpc:
+        """The client for the current thread's chunk; the first URL's elsewhere."""
+        chosen: TrytonRpc | None = getattr(self._local, "rpc", None)
+        return self.rpcs[0] if chosen is None else chosen
 
     def _password(self) -> str:
         """From ``password`` (the config layer fills it from the environment only) or from
@@ -122,7 +148,8 @@ class TrytonAdapter(ErpAdapter):
         return self.option_str("password")
 
     def close(self) -> None:
-        self.rpc.close()
+        for rpc in self.rpcs:
+            rpc.close()
 
     # ------------------------------------------------------------------ the ERP API
 
@@ -130,11 +157,21 @@ class TrytonAdapter(ErpAdapter):
         return self.post_entries([entry])[0]
 
     def post_entries(self, entries: Iterable[JournalEntry]) -> list[PostingResult]:
-        results: list[PostingResult] = []
         pending = list(entries)
-        for start in range(0, len(pending), self.batch_size):
-            results.extend(self._post_chunk(pending[start : start + self.batch_size]))
-        return results
+        chunks = [pending[s : s + self.batch_size] for s in range(0, len(pending), self.batch_size)]
+        keys = [entry.idempotency_key for entry in pending]
+        if self.parallel > 1 and len(chunks) > 1 and parallel.keys_unique(keys):
+            self.chart.setup()  # once, before the threads share it
+            return parallel.run_chunks(chunks, self._post_chunk_on, self.parallel)
+        return [result for chunk in chunks for result in self._post_chunk(chunk)]
+
+    def _post_chunk_on(self, index: int, chunk: Sequence[JournalEntry]) -> list[PostingResult]:
+        """On a worker thread: chunk ``index`` goes to the ``index``-th URL, round robin."""
+        self._local.rpc = self.rpcs[index % len(self.rpcs)]
+        try:
+            return self._post_chunk(chunk)
+        finally:
+            self._local.rpc = None
 
     def reverse_entry(
         self, erp_reference: str, idempotency_key: str, reversal_date: date
@@ -205,7 +242,8 @@ class TrytonAdapter(ErpAdapter):
         try:
             created = self._create(list(fresh.values()))
             if created or drafts:
-                self.rpc.call("model.account.move.post", [*drafts, *created], self.chart.ctx())
+                with self._post_lock:  # posts lock the move sequence NOWAIT: never two at once
+                    self.rpc.call("model.account.move.post", [*drafts, *created], self.chart.ctx())
         except PermanentErpError:
             if len(chunk) > 1:  # find the culprit; the drafts are found and posted one by one
                 return [result for entry in chunk for result in self._post_chunk([entry])]

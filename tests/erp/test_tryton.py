@@ -238,6 +238,23 @@ def test_batches_post_every_entry_in_order(server: RunningTryton) -> None:
     adapter.close()
 
 
+def test_parallel_requests_post_every_entry_once_in_order(server: RunningTryton) -> None:
+    """Chunks sent concurrently (one URL: trytond's own threads); a key repeated across chunks
+    makes the batch go one chunk after another, so the repeat is a replay, not a second move."""
+    adapter = server.adapter(batch_size=7, parallel_requests=3)
+    entries = [simple_entry(amount=f"{n}.00") for n in range(1, 41)]
+    before = adapter.entry_count()
+    results = adapter.post_entries(entries)
+    assert [r.idempotency_key for r in results] == [e.idempotency_key for e in entries]
+    assert all(r.created for r in results) and len({r.erp_reference for r in results}) == 40
+    repeat = [simple_entry() for _ in range(10)]
+    replayed = adapter.post_entries([*repeat, repeat[0]])
+    assert [r.created for r in replayed] == [True] * 10 + [False]
+    assert replayed[-1].erp_reference == replayed[0].erp_reference
+    assert adapter.entry_count() == before + 50
+    adapter.close()
+
+
 @pytest.mark.parametrize(
     ("bad_account", "error"), [("9999", UnknownAccountError), (PARTY_ACCOUNT, TrytonUserError)]
 )
@@ -319,7 +336,15 @@ def test_a_database_trytond_did_not_load_is_unavailable(server: RunningTryton) -
     adapter.close()
 
 
-@pytest.mark.parametrize("bad", [{"batch_size": "0"}, {"password_file": "/nonexistent/pw"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"batch_size": "0"},
+        {"password_file": "/nonexistent/pw"},
+        {"parallel_requests": "0"},
+        {"parallel_requests": "9"},
+    ],
+)
 def test_bad_options_fail_at_construction(server: RunningTryton, bad: dict[str, str]) -> None:
     with pytest.raises(AdapterConfigError):
         TrytonAdapter(server.options(**bad))

@@ -84,10 +84,11 @@ class RunningTryton:
     database: str
     password_file: Path
     db_file: Path | None  # the SQLite file, for the lock-contention test
+    extra_urls: tuple[str, ...] = ()  # more trytond processes on the same database
 
     def options(self, **extra: object) -> dict[str, object]:
         return {
-            "url": self.url,
+            "url": ",".join((self.url, *self.extra_urls)),
             "database": self.database,
             "login": ADMIN,
             "password_file": str(self.password_file),
@@ -288,10 +289,17 @@ class TrytonTemplates:
                 process.wait()
 
     @contextmanager
-    def serve_copy(self, backend: str, label: str) -> Iterator[RunningTryton]:
+    def serve_copy(self, backend: str, label: str, processes: int = 1) -> Iterator[RunningTryton]:
+        """``processes`` > 1 starts that many trytonds on the copy (for ``parallel_requests``;
+        PostgreSQL: SQLite lets one writer in at a time)."""
         name = self.clone(backend, f"cs_{label}_{uuid.uuid4().hex[:8]}")
-        with self.serve_database(backend, name) as server:
-            yield server
+        with contextlib.ExitStack() as stack:
+            servers = [
+                stack.enter_context(self.serve_database(backend, name)) for _ in range(processes)
+            ]
+            first = servers[0]
+            first.extra_urls = tuple(server.url for server in servers[1:])
+            yield first
 
     def cleanup(self) -> None:
         self._pool.shutdown(wait=True)
