@@ -366,50 +366,10 @@ class TrytonAdapter(ErpAdapter):
     # ------------------------------------------------------------------ reading
 
     def _read(self, move_ids: list[int]) -> dict[int, PostedEntry]:
-        ctx = self.chart.ctx()
-        heads = self.rpc.call(
-            "model.account.move.search_read",
-            [("id", "in", move_ids)],
-            0,
-            None,
-            None,
-            moves.MOVE_FIELDS,
-            ctx,
-        )
-        if not heads:
-            return {}
-        origins = [moves.origin_of(int(head["id"])) for head in heads]
-        children = self.rpc.call(
-            "model.account.move.search_read",
-            [("origin", "in", origins)],
-            0,
-            None,
-            [("id", "ASC")],
-            ["origin"],
-            ctx,
-        )
-        reversed_by = {str(row["origin"]): int(row["id"]) for row in reversed(children)}
-        lines = self._lines([int(head["id"]) for head in heads])
-        return {
-            int(head["id"]): moves.posted_entry(
-                head, lines.get(int(head["id"]), []), reversed_by.get(moves.origin_of(head["id"]))
-            )
-            for head in heads
-        }
+        return moves.read_moves(self.rpc, self.chart.ctx(), move_ids)
 
     def _lines(self, move_ids: list[int]) -> dict[int, list[Any]]:
-        if not move_ids:
-            return {}
-        rows = self.rpc.call(
-            "model.account.move.line.search_read",
-            [("move", "in", move_ids)],
-            0,
-            None,
-            [("id", "ASC")],
-            moves.LINE_FIELDS,
-            self.chart.ctx(),
-        )
-        return dict(moves.group_lines(rows))
+        return moves.read_lines(self.rpc, self.chart.ctx(), move_ids)
 
 
 def _first(key: str, fresh: Mapping[str, JournalEntry], seen: set[str]) -> bool:

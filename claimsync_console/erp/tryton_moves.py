@@ -18,6 +18,7 @@ from typing import Any
 from claimsync_console.domain.common import CENT
 from claimsync_console.domain.journal import JournalEntry, JournalLine
 from claimsync_console.erp.base import PostedEntry
+from claimsync_console.erp.tryton_rpc import TrytonRpc
 
 REF_PREFIX = "tryton:account.move:"
 _REF_PATTERN = re.compile(re.escape(REF_PREFIX) + r"(\d{1,18})")
@@ -162,3 +163,46 @@ def posted_entry(
         reversed_by=None if reversed_by is None else move_reference(reversed_by),
         created_at=created.replace(tzinfo=UTC) if isinstance(created, datetime) else None,
     )
+
+
+def read_moves(rpc: TrytonRpc, ctx: dict[str, Any], move_ids: list[int]) -> dict[int, PostedEntry]:
+    """Moves with their lines and, where one exists, the move that cancelled them: three
+    search_read calls for any number of moves, so reading back a batch costs no more than one."""
+    heads = rpc.call(
+        "model.account.move.search_read", [("id", "in", move_ids)], 0, None, None, MOVE_FIELDS, ctx
+    )
+    if not heads:
+        return {}
+    origins = [origin_of(int(head["id"])) for head in heads]
+    children = rpc.call(
+        "model.account.move.search_read",
+        [("origin", "in", origins)],
+        0,
+        None,
+        [("id", "ASC")],
+        ["origin"],
+        ctx,
+    )
+    reversed_by = {str(row["origin"]): int(row["id"]) for row in reversed(children)}
+    lines = read_lines(rpc, ctx, [int(head["id"]) for head in heads])
+    return {
+        int(head["id"]): posted_entry(
+            head, lines.get(int(head["id"]), []), reversed_by.get(origin_of(head["id"]))
+        )
+        for head in heads
+    }
+
+
+def read_lines(rpc: TrytonRpc, ctx: dict[str, Any], move_ids: list[int]) -> dict[int, list[Any]]:
+    if not move_ids:
+        return {}
+    rows = rpc.call(
+        "model.account.move.line.search_read",
+        [("move", "in", move_ids)],
+        0,
+        None,
+        [("id", "ASC")],
+        LINE_FIELDS,
+        ctx,
+    )
+    return dict(group_lines(rows))
