@@ -23,6 +23,7 @@ from claimsync_console.domain import (
     Reference,
     ServicePayment,
 )
+from claimsync_console.x12.fastbuild import fast_constructor
 from claimsync_console.x12.findings import FindingSink, Severity
 from claimsync_console.x12.tokenizer import Segment
 
@@ -61,6 +62,9 @@ def _check_field_order() -> None:
 
 
 _check_field_order()
+_new_claim = fast_constructor(ClaimPayment)
+_new_service = fast_constructor(ServicePayment)
+_new_person = fast_constructor(PersonName)
 
 
 def padded(segment: Segment, size: int) -> list[str]:
@@ -74,7 +78,8 @@ def padded(segment: Segment, size: int) -> list[str]:
 
 def person_from_nm1(segment: Segment) -> PersonName:
     e = padded(segment, 9)
-    return PersonName(e[1], e[3], e[4], e[5], e[8], e[9])
+    person: PersonName = _new_person(e[1], e[3], e[4], e[5], e[8], e[9])
+    return person
 
 
 class ServiceBuilder:
@@ -105,7 +110,7 @@ class ServiceBuilder:
         self.remarks: list[str] = []
 
     def build(self) -> ServicePayment:
-        return ServicePayment(
+        service: ServicePayment = _new_service(
             *self.head,
             tuple(self.adjustments),
             tuple(self.references),
@@ -115,6 +120,7 @@ class ServiceBuilder:
             tuple(self.remarks),
             self.index,
         )
+        return service
 
 
 class ClaimBuilder:
@@ -152,7 +158,7 @@ class ClaimBuilder:
     def build(self, sequence: int) -> ClaimPayment:
         builders = self.services
         names = self.names
-        return ClaimPayment(
+        payment: ClaimPayment = _new_claim(
             *self.head,
             tuple(self.adjustments),
             tuple([s.build() for s in builders]),
@@ -171,6 +177,7 @@ class ClaimBuilder:
             builders[-1].index if builders else self.index,
             sequence,
         )
+        return payment
 
 
 def check_claim_balance(sink: FindingSink, payment: ClaimPayment, claim: ClaimBuilder) -> None:
