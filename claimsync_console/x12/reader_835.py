@@ -231,34 +231,13 @@ class Remittance835Reader(TransactionReader):
         text = e[position]
         if not text:
             return None
-        value = _decimals.get(text)
-        if value is not None:
-            return value
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            return self.decimal(segment, position)
-        if not value.is_finite():
-            return self.decimal(segment, position)
-        if len(_decimals) < _DECIMAL_CACHE_SIZE:  # the first values seen stay: no churn
-            _decimals[text] = value
-        return value
+        value = _cached_decimal(text)
+        return value if value is not None else self.decimal(segment, position)
 
     def _money(self, segment: Segment, e: list[str], position: int) -> Decimal:
         """``self.amount`` with a fast path: the base helper runs only to report a bad value."""
-        text = e[position]
-        value = _decimals.get(text)
-        if value is not None:
-            return value
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            return self.amount(segment, position)
-        if not value.is_finite():
-            return self.amount(segment, position)
-        if len(_decimals) < _DECIMAL_CACHE_SIZE:  # the first values seen stay: no churn
-            _decimals[text] = value
-        return value
+        value = _cached_decimal(e[position])
+        return value if value is not None else self.amount(segment, position)
 
     def _amt(self, segment: Segment) -> None:
         e = segment.elements
@@ -395,3 +374,20 @@ class Remittance835Reader(TransactionReader):
     def _lq(self, segment: Segment) -> None:
         assert self._service is not None
         self._service.remarks.append(segment.get(2))
+
+
+def _cached_decimal(text: str) -> Decimal | None:
+    """A finite Decimal for ``text``, or None when it is not one (the caller reports why).
+    Amounts repeat across claims; the first values seen stay cached, so there is no churn."""
+    value = _decimals.get(text)
+    if value is not None:
+        return value
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    if len(_decimals) < _DECIMAL_CACHE_SIZE:
+        _decimals[text] = value
+    return value
