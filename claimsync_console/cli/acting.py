@@ -20,6 +20,7 @@ from claimsync_console.cli.common import (
     EXIT_USAGE,
     fail,
     settings_for,
+    store_session,
 )
 
 if TYPE_CHECKING:
@@ -238,12 +239,7 @@ def resolve(query: Any, database: str | None) -> Any:
     if not query.narrowing:
         return query.where
     from claimsync_console.engine.item_detail import find_ids
-    from claimsync_console.engine.runtime import open_store
     from claimsync_console.engine.triage import TriageLimits
 
-    store = open_store(settings_for(database).resolved_database_url)
-    try:
-        with store.sessions() as session:
-            return find_ids(session, query, limit=TriageLimits().max_bulk)
-    finally:
-        store.dispose()
+    with store_session(database) as session:
+        return find_ids(session, query, limit=TriageLimits().max_bulk)

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from claimsync_console.cli.common import DatabaseOption, JsonOption, friendly_errors, settings_for
+from claimsync_console.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    friendly_errors,
+    store_session,
+)
 
 if TYPE_CHECKING:
     from claimsync_console.engine.item_detail import ItemQuery
@@ -116,7 +121,6 @@ def list_items(
 
     from claimsync_console.cli.output import emit_csv, emit_json, output_format
     from claimsync_console.engine.item_detail import find_items, item_json
-    from claimsync_console.engine.runtime import open_store
 
     fmt = output_format(json_output, csv_output)
     now = datetime.now(UTC)
@@ -124,14 +128,9 @@ def list_items(
         now=now, queue=queue, payer=payer, older_than=older_than,
         error_contains=error_contains, min_amount=min_amount, states=state,
     )  # fmt: skip
-    settings = settings_for(database)
-    store = open_store(settings.resolved_database_url)
-    try:
-        with store.sessions() as session:
-            page = find_items(session, query, limit=limit)
-            rows = [item_json(item, now) for item in page.items]
-    finally:
-        store.dispose()
+    with store_session(database) as session:
+        page = find_items(session, query, limit=limit)
+        rows = [item_json(item, now) for item in page.items]
     if fmt == "csv":
         emit_csv(ITEM_COLUMNS, rows)
     elif fmt == "json":
@@ -195,15 +194,9 @@ def show_item(
     its history, the actions taken on it and its posting attempts."""
     from claimsync_console.cli.output import emit_json, triage_errors
     from claimsync_console.engine.item_detail import item_detail
-    from claimsync_console.engine.runtime import open_store
 
-    settings = settings_for(database)
-    store = open_store(settings.resolved_database_url)
-    try:
-        with store.sessions() as session, triage_errors():
-            detail = item_detail(session, item_id)
-    finally:
-        store.dispose()
+    with store_session(database) as session, triage_errors():
+        detail = item_detail(session, item_id)
     if json_output:
         emit_json(detail)
     else:

@@ -6,7 +6,12 @@ from typing import Any
 
 import typer
 
-from claimsync_console.cli.common import DatabaseOption, JsonOption, friendly_errors, settings_for
+from claimsync_console.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    friendly_errors,
+    store_session,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,17 +23,11 @@ def status(database: DatabaseOption = None, json_output: JsonOption = False) -> 
     """Show files, claims and payments in the store, the pipeline stages and the queues."""
     from datetime import UTC, datetime
 
-    from claimsync_console.engine.runtime import open_store
     from claimsync_console.engine.status import dashboard, dashboard_json, store_summary
 
-    settings = settings_for(database)
-    store = open_store(settings.resolved_database_url)
-    try:
-        with store.sessions() as session:
-            summary = store_summary(session)
-            board = dashboard_json(dashboard(session, now=datetime.now(UTC)))
-    finally:
-        store.dispose()
+    with store_session(database) as session:
+        summary = store_summary(session)
+        board = dashboard_json(dashboard(session, now=datetime.now(UTC)))
     if json_output:
         from claimsync_console.cli.output import emit_json
 
