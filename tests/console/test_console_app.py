@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Static
 
@@ -84,6 +85,22 @@ async def test_dashboard_refreshes_on_its_own(
         # input is never blocked by the refresh loop: keys still move the cursor
         await pilot.press("j", "j")
         assert table.cursor_row == 2
+
+
+@sync
+async def test_the_first_resume_does_not_read_the_dashboard_twice(backend: ConsoleBackend) -> None:
+    """On a busy machine the mount's read can finish before the first ScreenResume is handled;
+    a second read then refilled the table under a snapshot (CI, stop 7). Only a return from
+    another screen reads again."""
+    app = make_app(backend, refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await until(pilot, lambda: screen.polls >= 1 and not screen._loading)
+        screen.post_message(events.ScreenResume())  # the late first resume
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert screen.polls == 1 and not screen._loading
 
 
 @sync

@@ -35,7 +35,7 @@ def test_dashboard(snap_compare: Any, backend: ConsoleBackend) -> None:
     async def ready(pilot: Pilot[Any]) -> None:
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
-        await _settle(pilot, lambda: screen.polls >= 1)
+        await _settle(pilot, lambda: screen.polls >= 1 and not screen._loading)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 

@@ -66,6 +66,7 @@ class DashboardScreen(Screen[None]):
         self.polls = 0  # finished polls, for tests and the status line
         self._loading = False
         self._timer: Timer | None = None
+        self._away = False  # another screen is in front; coming back reads at once
 
     @property
     def claimsync(self) -> ClaimSyncApp:
@@ -114,8 +115,14 @@ class DashboardScreen(Screen[None]):
         self._loading = True
         self.run_worker(self._load, thread=True, group="dashboard", exit_on_error=False)
 
+    def on_screen_suspend(self) -> None:
+        self._away = True
+
     def on_screen_resume(self) -> None:
-        if self.is_mounted:
+        """Only a return reads again: the first resume arrives with the mount's read, and a
+        second read then would refill the table under the analyst (and under a snapshot)."""
+        if self._away and self.is_mounted:
+            self._away = False
             self.poll()
 
     def _schedule(self, delay: float) -> None:
