@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import itertools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -124,17 +125,26 @@ class TrytonAdapter(ErpAdapter):
             self._password(),
             self.option_float("timeout"),
         )
-        self._local = threading.local()  # which of ``rpcs`` this thread's chunk goes to
+        self._local = threading.local()  # which of ``rpcs`` this thread's requests go to
         self._post_lock = threading.Lock()
+        self._next_client = itertools.count()
         self.chart = TrytonChart(
             self.rpcs[0], self.option_str("company"), self.option_str("journal")
         )
 
     @property
     def rpc(self) -> TrytonRpc:
-        """The client for the current thread's chunk; the first URL's elsewhere."""
+        """The client for the current thread's chunk; else the thread's own, given round robin
+        on its first request, so that engine workers sharing this adapter on several threads
+        spread over the trytond processes in ``url`` (one process runs on one core)."""
         chosen: TrytonRpc | None = getattr(self._local, "rpc", None)
-        return self.rpcs[0] if chosen is None else chosen
+        if chosen is not None:
+            return chosen
+        home: TrytonRpc | None = getattr(self._local, "home", None)
+        if home is None:
+            home = self.rpcs[next(self._next_client) % len(self.rpcs)]
+            self._local.home = home
+        return home
 
     def _password(self) -> str:
         """From ``password`` (the config layer fills it from the environment only) or from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from claimsync_console.erp.base import ErpAdapter
 from claimsync_console.erp.tryton import TrytonAdapter
 from tests.erp.conftest import _require_postgres
-from tests.erp.contract import ErpAdapterContract
+from tests.erp.contract import ErpAdapterContract, fresh_key, payment_entry
 from tests.erp.tryton_server import RunningTryton, TrytonTemplates, free_port
 
 
@@ -59,3 +60,30 @@ class TestTrytonParallelContract(ErpAdapterContract):
     def entry_count(self, adapter: ErpAdapter) -> int | None:
         assert isinstance(adapter, TrytonAdapter)
         return adapter.entry_count()
+
+    def test_threads_sharing_one_adapter_spread_over_the_processes(
+        self, two_processes: RunningTryton
+    ) -> None:
+        """Engine workers share one adapter on several threads, each handing it one batch: each
+        thread's requests go to its own trytond, or they would all queue on the first one's
+        single core."""
+        adapter = two_processes.adapter(batch_size=50)
+        adapter.post_entry(payment_entry(fresh_key("thread")))  # opens the journal's period:
+        before = adapter.entry_count()  # two first posts in a period race for it (a 503)
+        batches = [[payment_entry(fresh_key("thread")) for _ in range(6)] for _ in range(2)]
+        results: dict[int, list[bool]] = {}
+        barrier = threading.Barrier(2)
+
+        def post(index: int) -> None:
+            barrier.wait()
+            results[index] = [r.created for r in adapter.post_entries(batches[index])]
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == {0: [True] * 6, 1: [True] * 6}
+        assert [rpc.logins for rpc in adapter.rpcs] == [1, 1]
+        assert adapter.entry_count() == before + 12
+        adapter.close()
