@@ -46,6 +46,50 @@ def reference() -> Read:
     return reference_claims
 
 
+def floor() -> Read:
+    """The least work the issue's balancing findings need, with nothing else: the reference's
+    split plus every amount they compare as a Decimal (CLP03/04, SVC02/03, each CAS amount,
+    BPR02, PLB) and the three identities checked. No envelope, no objects, no other findings.
+    Its ratio to the reference is a floor under any reader with the full semantics."""
+    from _common import WHITESPACE, segment_chunks
+
+    def read(path: Path) -> tuple[int, Decimal]:
+        dec, zero = Decimal, Decimal(0)
+        count, paid, plb, bpr, broken = 0, zero, zero, zero, 0
+        claim_gap = line_gap = zero  # charge - paid - CAS so far; zero when balanced
+        in_line = False
+        for element, segments in segment_chunks(path):
+            for text in segments:
+                e = text.strip(WHITESPACE).split(element)
+                tag = e[0]
+                if tag == "CAS":
+                    total = sum((dec(e[i]) for i in range(3, len(e), 3) if e[i]), zero)
+                    claim_gap -= total
+                    if in_line:
+                        line_gap -= total
+                elif tag == "SVC":
+                    broken += in_line and line_gap != 0
+                    in_line, line_gap = True, dec(e[2]) - dec(e[3] or "0")
+                elif tag == "CLP":
+                    broken += (count > 0 and claim_gap != 0) + (in_line and line_gap != 0)
+                    count, in_line = count + 1, False
+                    amount = dec(e[4])
+                    paid += amount
+                    claim_gap = dec(e[3]) - amount
+                elif tag == "BPR":
+                    bpr = dec(e[2])
+                elif tag == "PLB":
+                    plb += sum((dec(e[i]) for i in range(4, len(e), 2) if e[i]), zero)
+                elif tag == "SE":
+                    broken += (count > 0 and claim_gap != 0) + (in_line and line_gap != 0)
+                    in_line, claim_gap = False, zero
+        if broken or bpr != paid - plb:
+            raise SystemExit(f"floor: {broken} unbalanced claims or lines; BPR02 {bpr}")
+        return count, paid
+
+    return read
+
+
 def ours() -> Read:
     """The project's reader with full semantics: envelope, findings, every domain object."""
     from claimsync_console.domain import ClaimPayment
@@ -87,7 +131,12 @@ def pyx12() -> Read:
 
 
 #: name -> a factory that does the imports (outside the timed runs) and returns the reader
-READERS: dict[str, Callable[[], Read]] = {"reference": reference, "ours": ours, "pyx12": pyx12}
+READERS: dict[str, Callable[[], Read]] = {
+    "reference": reference,
+    "floor": floor,
+    "ours": ours,
+    "pyx12": pyx12,
+}
 
 
 def child(name: str, path: Path, repeat: int) -> None:
@@ -200,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     for claims in args.claims:
         bench = ensure_835(claims, args.seed, args.shape)
         print(f"{bench.describe()}", flush=True)
-        readers = ["reference", "ours"]
+        readers = ["reference", "floor", "ours"]
         if has_pyx12 and claims <= args.pyx12_claims:
             readers.append("pyx12")
         text, met = report(bench, measure(bench, readers, args.repeat))
