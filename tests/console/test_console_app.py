@@ -104,6 +104,24 @@ async def test_the_first_resume_does_not_read_the_dashboard_twice(backend: Conso
 
 
 @sync
+async def test_a_queue_reads_once_on_opening_and_again_on_return(backend: ConsoleBackend) -> None:
+    """The late first ScreenResume must not start a second read (the same race as the
+    dashboard's); coming back from another screen must."""
+    app = make_app(backend, refresh_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_queue(pilot, app, "denial")
+        await until(pilot, lambda: not screen._busy)
+        screen.post_message(events.ScreenResume())  # the late first resume
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert screen.loads == 1
+        app.open_dashboard()
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        app.open_queue("denial")
+        await until(pilot, lambda: screen.loads == 2 and not screen._busy)
+
+
+@sync
 async def test_enter_on_the_dashboard_opens_that_queue(backend: ConsoleBackend) -> None:
     app = make_app(backend)
     async with app.run_test(size=SIZE) as pilot:

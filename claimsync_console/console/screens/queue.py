@@ -84,6 +84,7 @@ class QueueScreen(Screen[None]):
         self.loads = 0  # finished loads, for tests
         self._seq = 0
         self._busy = False
+        self._away = False  # the detail or another queue is in front
         #: the key each page so far started after (None for page 1): a stack, so going back a
         #: page, or re-reading this one after an action, is one keyset read too
         self._anchors: list[tuple[Any, ...] | None] = [None]
@@ -116,8 +117,14 @@ class QueueScreen(Screen[None]):
         self._set_columns()
         self.reload()
 
+    def on_screen_suspend(self) -> None:
+        self._away = True
+
     def on_screen_resume(self) -> None:
-        if self.page is not None or self.grouped:  # back from the detail: states may have moved
+        """Back from the detail, states may have moved. Not on the first resume: the mount's
+        read is under way (or done, on a busy machine), and a second would refill the table."""
+        if self._away and (self.page is not None or self.grouped):
+            self._away = False
             self.reload(keep_page=True)
 
     # -- loading -----------------------------------------------------------------------------
