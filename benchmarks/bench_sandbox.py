@@ -31,7 +31,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from _common import ROOT, table, verdict
+from _common import ROOT, engine_drain_rate, table, verdict
 
 from claimsync_console.domain.journal import JournalEntry, JournalLine
 from claimsync_console.erp.ledger import LedgerAdapter
@@ -115,36 +114,12 @@ class RowByRowRest(RestAdapter):
 
 
 def engine_drain(url: str, folder: Path, count: int, workers: int, batched: bool = True) -> float:
-    from claimsync_console.engine.outbox import enqueue_entry
-    from claimsync_console.engine.runtime import open_store
-    from claimsync_console.engine.worker import drain
-
     tag = f"{workers}{'b' if batched else 'r'}"
-    store = open_store(f"sqlite+pysqlite:///{folder / f'store-{tag}.sqlite'}")
-    now = datetime.now(UTC)
-    with store.sessions.begin() as session:
-        for entry in entries(count, f"engine{tag}"):
-            enqueue_entry(session, entry, kind="payment", amount=entry.total_debit,
-                          cash_amount=entry.lines[0].debit, now=now)  # fmt: skip
     kind = RestAdapter if batched else RowByRowRest
     adapter = kind({"base_url": url, "concurrency": max(8, workers)})
-    posted: list[int] = []
-
-    def one(n: int) -> None:
-        report = drain(store.sessions, adapter, worker_id=f"bench-{n}", batch_size=100)
-        posted.append(report.posted)
-
-    started = time.perf_counter()
-    pool = [threading.Thread(target=one, args=(n,)) for n in range(workers)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    adapter.close()
-    store.dispose()
-    assert sum(posted) == count, (sum(posted), count)
-    return count / elapsed
+    return engine_drain_rate(
+        folder / f"store-{tag}.sqlite", entries(count, f"engine{tag}"), adapter, workers
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from _common import ROOT, table, verdict
+from _common import ROOT, engine_drain_rate, table, verdict
 
 sys.path.insert(0, str(ROOT))
 
@@ -61,47 +61,6 @@ def entries(prefix: str, count: int, lines: int = 4) -> list[JournalEntry]:
             )
         out.append(JournalEntry(f"{prefix}-{n:07d}", date(2024, 3, 15), "835 payment", shape))
     return out
-
-
-def engine_rate(
-    options: dict[str, object],
-    batch: list[JournalEntry],
-    workers: int,
-    folder: Path,
-    batch_size: int,
-) -> float:
-    """The outbox worker as deployed: ``workers`` threads draining one queue through one
-    adapter (the engine's store is SQLite in ``folder``)."""
-    import threading
-    from datetime import UTC, datetime
-
-    from claimsync_console.engine.outbox import enqueue_entry
-    from claimsync_console.engine.runtime import open_store
-    from claimsync_console.engine.worker import drain
-
-    store = open_store(f"sqlite+pysqlite:///{folder / 'engine.sqlite'}")
-    with store.sessions.begin() as session:
-        for entry in batch:
-            enqueue_entry(session, entry, kind="payment", amount=entry.total_debit,
-                          cash_amount=entry.lines[0].debit, now=datetime.now(UTC))  # fmt: skip
-    adapter = TrytonAdapter(options)
-    posted: list[int] = []
-
-    def one(n: int) -> None:
-        report = drain(store.sessions, adapter, worker_id=f"bench-{n}", batch_size=batch_size)
-        posted.append(report.posted)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    adapter.close()
-    store.dispose()
-    assert sum(posted) == len(batch), (sum(posted), len(batch))
-    return len(batch) / elapsed
 
 
 def rate(adapter: TrytonAdapter, batch: list[JournalEntry], batched: bool) -> float:
@@ -151,11 +110,13 @@ def main() -> int:
                     par_batch = entries(f"par-{run}", args.batched, args.lines)
                     par = rate(many, par_batch, batched=True)
                     many.close()
-                    engine_batch = entries(f"engine-{run}", args.batched, args.lines)
-                    engine = engine_rate(
-                        server.options(batch_size=args.batch_size),
-                        engine_batch, args.parallel, Path(work), args.batch_size,
-                    )  # fmt: skip
+                    engine = engine_drain_rate(
+                        Path(work) / "engine.sqlite",
+                        entries(f"engine-{run}", args.batched, args.lines),
+                        TrytonAdapter(server.options(batch_size=args.batch_size)),
+                        args.parallel,
+                        args.batch_size,
+                    )
         finally:
             templates.cleanup()
     rows = [
