@@ -183,23 +183,34 @@ def _target(path: Path | None) -> Iterator[IO[str] | None]:
 
 
 @friendly_errors
-def verify_audit(database: DatabaseOption = None, json_output: JsonOption = False) -> None:
+def verify_audit(
+    database: DatabaseOption = None,
+    json_output: JsonOption = False,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            "--head", help="A head hash printed by an earlier verify: it must still be there."
+        ),
+    ] = None,
+) -> None:
     """Check the audit trail's hash chain; exit 1 and name the first broken row if it fails."""
     from claimsync_console.cli.output import emit_json
     from claimsync_console.engine.audit_export import verify
 
     with store_session(database) as session:
-        check = verify(session)
+        check = verify(session, known_head=head)
     if json_output:
         emit_json(check.to_json())
     elif check.intact:
-        typer.echo(f"audit chain intact: {check.rows} row(s)")
+        typer.echo(f"audit chain intact: {check.rows} row(s); head {check.head or '-'}")
     if check.intact:
         raise typer.Exit(EXIT_OK)
-    row = check.first_broken or {}
+    row = check.first_broken
     message = (
         f"audit chain broken at row {row.get('id')} ({row.get('at')}, {row.get('operator')},"
         f" {row.get('action')} on work item {row.get('work_item_id')}): {check.why}"
+        if row is not None
+        else f"audit trail incomplete: {check.why}"
     )
     if not json_output:
         typer.echo(message)

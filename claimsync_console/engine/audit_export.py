@@ -72,12 +72,14 @@ def audit_rows(
 
 @dataclass(frozen=True, slots=True)
 class ChainCheck:
-    """``first_broken``: the first row whose hash or link does not check out, with ``why``."""
+    """``first_broken``: the first row whose hash or link does not check out, with ``why``;
+    ``head``: the newest row's hash, to record and hand back as ``known_head`` next time."""
 
     intact: bool
     rows: int
     first_broken: dict[str, Any] | None = None
     why: str = ""
+    head: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,20 +88,37 @@ class ChainCheck:
             "first_broken_id": None if self.first_broken is None else self.first_broken["id"],
             "first_broken": self.first_broken,
             "why": self.why,
+            "head": self.head,
         }
 
 
-def verify(session: Session) -> ChainCheck:
+def verify(session: Session, known_head: str | None = None) -> ChainCheck:
     """Walk the whole chain; on a break, say whether the row was edited (its content no longer
     gives its hash) or the chain was cut (its link names a hash the row before does not have:
-    a row removed, inserted or re-ordered)."""
+    a row removed, inserted or re-ordered). A chain stays whole when rows are cut from its
+    end, so two more checks: every operator action still has its audit row, and a head the
+    auditor recorded earlier (``known_head``) is still in the chain."""
     rows = qa.audit_count(session, AuditFilter())
+    head = qa.head_hash(session)
     broken_id = qe.verify_audit_chain(session, batch=PAGE)
-    if broken_id is None:
-        return ChainCheck(True, rows)
-    entry = qa.audit_entry(session, broken_id)
-    assert entry is not None
-    return ChainCheck(False, rows, audit_json(entry), _why(session, entry))
+    if broken_id is not None:
+        entry = qa.audit_entry(session, broken_id)
+        assert entry is not None
+        return ChainCheck(False, rows, audit_json(entry), _why(session, entry), head)
+    if known_head is not None and not qa.has_hash(session, known_head.strip().lower()):
+        why = (
+            f"the head recorded earlier ({known_head.strip()[:16]}...) is no longer in the chain:"
+            " rows were removed from its end, or it was rewritten"
+        )
+        return ChainCheck(False, rows, None, why, head)
+    orphan = qa.first_unaudited_action(session)
+    if orphan is not None:
+        why = (
+            f"operator action {orphan.id} ({orphan.action} on work item {orphan.work_item_id},"
+            f" {iso(orphan.created_at)}) has no audit row: audit rows were removed"
+        )
+        return ChainCheck(False, rows, None, why, head)
+    return ChainCheck(True, rows, head=head)
 
 
 def _why(session: Session, entry: AuditEntry) -> str:

@@ -76,3 +76,31 @@ def item_actions(session: Session, work_item_id: int) -> Sequence[TriageAction]:
         .where(TriageAction.work_item_id == work_item_id)
         .order_by(TriageAction.id)
     ).all()
+
+
+def head_hash(session: Session) -> str | None:
+    """The newest row's hash: the chain's head, for an auditor to keep outside the database."""
+    return session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+
+
+def has_hash(session: Session, wanted: str) -> bool:
+    return (
+        session.scalar(select(AuditEntry.id).where(AuditEntry.hash == wanted).limit(1)) is not None
+    )
+
+
+def first_unaudited_action(session: Session) -> TriageAction | None:
+    """The first operator action with no audit row of its own. Every action writes one in its
+    transaction (same item, same instant), so a miss means audit rows were deleted; the chain
+    alone cannot see rows cut from its end."""
+    audited = (
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.work_item_id == TriageAction.work_item_id,
+            AuditEntry.at == TriageAction.created_at,
+        )
+        .exists()
+    )
+    return session.scalars(
+        select(TriageAction).where(~audited).order_by(TriageAction.id).limit(1)
+    ).one_or_none()

@@ -102,9 +102,13 @@ def test_verify_an_intact_chain(acted: Cli) -> None:
     result = acted.run("audit", "verify")
     assert result.exit_code == 0 and "audit chain intact: 4 row(s)" in result.stdout
     check = acted.json("audit", "verify")
+    head = acted.json("audit", "list")["rows"][-1]["hash"]
     assert check == {
         "intact": True, "rows": 4, "first_broken_id": None, "first_broken": None, "why": "",
+        "head": head,
     }  # fmt: skip
+    assert f"head {head}" in result.stdout
+    assert acted.run("audit", "verify", "--head", head).exit_code == 0
 
 
 def _tamper(cli: Cli, sql: str) -> None:
@@ -130,3 +134,25 @@ def test_verify_names_the_row_after_a_removed_one(acted: Cli) -> None:
     _tamper(acted, f"DELETE FROM audit_log WHERE id = {rows[1]['id']}")
     check = acted.json("audit", "verify", code=1)
     assert check["first_broken_id"] == rows[2]["id"] and "removed" in check["why"]
+
+
+def test_verify_sees_rows_cut_from_the_end(acted: Cli) -> None:
+    """The chain that is left is whole; the actions whose audit rows went are not."""
+    rows = acted.json("audit", "list")["rows"]
+    _tamper(acted, f"DELETE FROM audit_log WHERE id >= {rows[2]['id']}")
+    result = acted.run("audit", "verify")
+    assert result.exit_code == 1 and "audit trail incomplete" in result.stdout
+    assert "write_off" in result.stdout and "has no audit row" in result.stdout
+    no_traceback(result)
+
+
+def test_verify_holds_the_chain_to_a_recorded_head(acted: Cli) -> None:
+    """Cutting the end together with its actions leaves nothing inside to compare: the head an
+    auditor recorded earlier is what catches it."""
+    recorded = acted.json("audit", "verify")["head"]
+    last = acted.json("audit", "list")["rows"][-1]
+    _tamper(acted, f"DELETE FROM audit_log WHERE id = {last['id']}")
+    _tamper(acted, f"DELETE FROM triage_actions WHERE work_item_id = {last['work_item_id']}")
+    assert acted.run("audit", "verify").exit_code == 0  # nothing inside gives it away
+    check = acted.json("audit", "verify", "--head", recorded, code=1)
+    assert check["intact"] is False and "no longer in the chain" in check["why"]

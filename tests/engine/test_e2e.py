@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from claimsync_console.domain import ClaimPayment, RemittanceHeader, RemittanceTrailer
+from claimsync_console.engine.audit_export import verify
 from claimsync_console.engine.ingest import ingest_paths
 from claimsync_console.engine.pipeline import process_all
 from claimsync_console.engine.reconcile import HELD_REASONS, reconcile
@@ -259,3 +260,5 @@ def test_generated_claims_and_remittances_end_in_the_ledger_to_the_cent(
         assert held == ({"unmatched": expected} if expected else {}), check.trace
         assert check.posted == check.bpr02 - expected
     assert sum((c.posted for c in checks), ZERO) == balances.get(Recipe(rules_path).cash, ZERO)
+    with db_sessions() as session:  # every remap and approval above left its audit row
+        assert verify(session).intact

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
+from claimsync_console.engine.audit_export import verify
 from claimsync_console.engine.triage import (
     ConflictError,
     InvalidTransitionError,
@@ -154,6 +155,7 @@ def test_the_audit_chain_holds_and_a_tampered_row_is_found(env: Env) -> None:
         assert row.prev_hash == previous.hash
     with env.sessions() as session:
         assert verify_audit_chain(session) is None
+        assert verify(session).intact  # and every action has its audit row
     with env.sessions.begin() as session:
         session.execute(update(AuditEntry).where(AuditEntry.id == rows[-2].id).values(note="x"))
     with env.sessions() as session:
@@ -230,3 +232,5 @@ def test_reversing_an_approved_write_off_reopens_thedenial_item(env: Env) -> Non
     assert env.ledger.trial_balance() == trial
     again = env.service("alice").write_off(item.id, reason="CO-50", note="lost it twice")
     assert again.action == "write_off_requested" and again.related_item_id != approval.id
+    with env.sessions() as session:  # request, approval and reversal each left an audit row
+        assert verify(session).intact
