@@ -124,9 +124,11 @@ def dashboard(session: Session, *, now: datetime, minutes: int = SPARKLINE_MINUT
 def _stages(
     session: Session, queues: tuple[QueueTile, ...], outbox: list[q.OutboxKindTotal]
 ) -> tuple[StageCount, ...]:
-    """ "In exception" is the queue tiles added up and "posted" the outbox's posted payments
-    and reversals: no second pass over the items or the outbox."""
-    in_exception = (sum(t.count for t in queues), sum((t.amount for t in queues), ZERO))
+    """ "In exception" is the queue tiles added up, less the write-off requests' dollars (the
+    item they would write off holds the same money, and is open too), and "posted" the outbox's
+    posted payments and reversals: no second pass over the items or the outbox."""
+    held = sum((t.amount for t in queues), ZERO) - q.open_write_off_requests(session)
+    in_exception = (sum(t.count for t in queues), held)
     posted = [t for t in outbox if t.status == "posted" and t.kind in POSTED_KINDS]
     figures = (
         q.claim_totals(session),

@@ -280,6 +280,24 @@ def open_item_aging(
     return [(kind, label, int(n), _money(total)) for kind, label, n, total in rows]
 
 
+#: source_key prefix of the approval items that ask to write off another open item's money
+WRITE_OFF_REQUEST_PREFIX = "write_off:"
+
+
+def open_write_off_requests(session: Session) -> Decimal:
+    """Dollars of open write-off requests: each asks to write off money an open item already
+    holds, so a total of open items would count them twice. Approvals are a small queue; the
+    (kind, state) index finds them."""
+    total = session.scalar(
+        select(func.sum(_WI.c.amount)).where(
+            _WI.c.kind == "approval",
+            _WI.c.state.in_(OPEN_STATES),
+            _WI.c.source_key.like(f"{WRITE_OFF_REQUEST_PREFIX}%"),
+        )
+    )
+    return _money(total)
+
+
 def open_item_totals(session: Session) -> tuple[int, Decimal]:
     """Every open item: the dashboard's "in exception" stage."""
     count, total = session.execute(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, update
 
 from claimsync_console.engine.audit_export import verify
+from claimsync_console.engine.status import dashboard
 from claimsync_console.engine.triage import (
     ConflictError,
     InvalidTransitionError,
@@ -234,3 +235,20 @@ def test_reversing_an_approved_write_off_reopens_thedenial_item(env: Env) -> Non
     assert again.action == "write_off_requested" and again.related_item_id != approval.id
     with env.sessions() as session:  # request, approval and reversal each left an audit row
         assert verify(session).intact
+
+
+def test_a_write_off_request_is_not_counted_twice_in_exception(env: Env) -> None:
+    """The request's approval item and the denial it would write off hold the same dollars;
+    the dashboard's "in exception" counts both items but the money once."""
+    item = denial_item(env, over=D("500.00"), at_most=D("10000.00"))
+    with env.sessions() as session:
+        before = {s.stage: (s.count, s.amount) for s in dashboard(session, now=env.clock()).stages}
+    asked = env.service("alice").write_off(item.id, reason="CO-50", note="lost the appeal")
+    assert asked.action == "write_off_requested"
+    with env.sessions() as session:
+        board = dashboard(session, now=env.clock())
+    after = {s.stage: (s.count, s.amount) for s in board.stages}
+    count, amount = before["in_exception"]
+    assert after["in_exception"] == (count + 1, amount)
+    (approvals,) = [t for t in board.queues if t.kind == "approval"]
+    assert approvals.amount >= env.item(asked.related_item_id or 0).amount > 0
