@@ -110,6 +110,8 @@ class ClaimSyncApp(App[None]):
         def chosen(name: str | None) -> None:
             if name == "dashboard":
                 self.open_dashboard()
+            elif name and name.startswith("item:"):
+                self.open_detail(int(name.removeprefix("item:")))
             elif name:
                 self.open_queue(name)
 

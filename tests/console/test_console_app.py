@@ -275,6 +275,26 @@ async def test_colon_jumps_to_a_queue_and_keeps_each_queue_state(
 
 
 @sync
+async def test_colon_opens_any_item_by_its_number(backend: ConsoleBackend) -> None:
+    """A written-off item is in no queue; ``:`` and its number still open it (to reverse)."""
+    from claimsync_console.console.screens.detail import DetailScreen
+
+    app = make_app(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_queue(pilot, app, "denial")
+        wanted = ids(screen)[0]
+        await pilot.press("colon", *f"#{wanted}", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.screen.item_id == wanted  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        await pilot.press("colon", *"987654", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        summary = app.screen.query_one("#summary", Static)
+        await until(pilot, lambda: "987654" in str(summary.render()))
+
+
+@sync
 async def test_question_mark_shows_the_keys(backend: ConsoleBackend) -> None:
     app = make_app(backend)
     async with app.run_test(size=SIZE) as pilot:

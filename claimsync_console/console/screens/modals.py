@@ -19,7 +19,7 @@ HELP_KEYS = (
     ("Anywhere", ""),
     ("?", "this help"),
     ("ctrl+p", "command palette (queues, actions)"),
-    (":", "jump to a queue or the dashboard"),
+    (":", "jump to a queue, the dashboard, or an item by its number"),
     ("q / ctrl+q", "quit"),
     ("Dashboard", ""),
     ("j k ↑ ↓, Enter", "choose a queue and open it"),
@@ -73,13 +73,14 @@ DESTINATIONS = (("dashboard", "Dashboard"), *fmt.QUEUE_TITLES.items())
 
 
 class JumpScreen(ModalScreen[str | None]):
-    """Type a few letters of a queue (``dead``, ``den``) and Enter; or pick with the arrows."""
+    """Type a few letters of a queue (``dead``, ``den``) or an item's number, and Enter; or
+    pick with the arrows."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="jump-box"):
-            yield Input(placeholder="queue name", id="jump-input")
+            yield Input(placeholder="queue name, or item number", id="jump-input")
             yield OptionList(*self._options(""), id="jump-list")
 
     def on_mount(self) -> None:
@@ -88,8 +89,12 @@ class JumpScreen(ModalScreen[str | None]):
 
     @staticmethod
     def _options(typed: str) -> list[Option]:
+        """Queues by name; a number (``62``, ``#62``) is a work item, open or closed, so an
+        item no queue lists any more (written off, to reverse) can still be opened."""
         needle = typed.strip().lower()
-        return [
+        number = needle.removeprefix("#").removeprefix("item").strip()
+        item = [Option(f"Item {number}  [dim]detail[/]", id=f"item:{number}")]
+        return (item if number.isdigit() else []) + [
             Option(f"{title}  [dim]{name}[/]", id=name)
             for name, title in DESTINATIONS
             if needle in name or needle in title.lower()
