@@ -18,6 +18,7 @@ import typer
 
 from claimsync_console.cli.acting import Acting, bulk, resolve, single
 from claimsync_console.cli.common import (
+    EXIT_USAGE,
     DatabaseOption,
     JsonOption,
     OperatorOption,
@@ -118,6 +119,14 @@ def remap(
     reprocess: Annotated[
         bool, typer.Option("--reprocess", help="Rebuild a mapping error with the current rules.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Remap even to a claim of another payer, already paid, or billed at another"
+            " amount (the overridden warnings are audited).",
+        ),
+    ] = False,
     note: NoteOption = "",
     expected_version: ExpectedVersionOption = None,
     database: DatabaseOption = None,
@@ -126,15 +135,19 @@ def remap(
 ) -> None:
     """Match an unmatched payment to a claim (--claim), or repost a mapping error (--reprocess).
 
+    A claim of another payer, one already paid, or one billed at another amount than the
+    payment's charge is refused (exit 2, each reason on stderr) unless --force is given.
     --reprocess rebuilds the posting with the current rules, after a rules fix; it fails (exit 1)
     naming what is still missing."""
     if (claim is None) == (not reprocess):
         fail("remap needs --claim CLAIM_ID or --reprocess (one of them)")
+    if force and reprocess:
+        fail("--force applies to --claim, not to --reprocess")
     single(
         "remap", json_output, database, operator,
         lambda s: s.remap(
             item_id, expected_version=expected_version, claim_id=claim, reprocess=reprocess,
-            note=note,
+            note=note, force=force,
         ),
         item_id,
     )  # fmt: skip
@@ -179,7 +192,10 @@ def write_off(
     amount: Annotated[
         str | None,
         typer.Option(
-            "--amount", help="Part of the item's amount (default: all of it).", show_default=False
+            "--amount",
+            help="Part of the item's open amount, in plain dollars and cents such as 100.50"
+            " (default: all of it). Less than all of it leaves the item open with the rest.",
+            show_default=False,
         ),
     ] = None,
     expected_version: ExpectedVersionOption = None,
@@ -187,10 +203,15 @@ def write_off(
     operator: OperatorOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write off a denial or a rejected claim; above your limit it asks for approval instead."""
-    from claimsync_console.cli.output import parse_amount
+    """Write off a denial or a rejected claim; above your limit it asks for approval instead.
 
-    value = parse_amount(amount) if amount is not None else None
+    A partial --amount leaves the item open with the remainder; all of it closes the item."""
+    from claimsync_console.engine.triage_model import UsageError, parse_write_off_amount
+
+    try:  # the same check as the service's and the console's, before opening the store
+        value = parse_write_off_amount(amount) if amount is not None else None
+    except UsageError as error:
+        fail(f"--amount: {error.message}", EXIT_USAGE)
     single(
         "write_off", json_output, database, operator,
         lambda s: s.write_off(

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from claimsync_console.domain import WorkItemKind
 from claimsync_console.engine import triage_actions as acts
 from claimsync_console.engine import triage_money as money
+from claimsync_console.engine import triage_reverse as reversal
 from claimsync_console.engine import triage_write_off as writes
 from claimsync_console.engine.rules import MissingRule, RulesBook
 from claimsync_console.engine.triage_actions import Actor
@@ -47,6 +48,7 @@ from claimsync_console.engine.triage_model import (
     NotFoundError,
     PermissionDeniedError,
     Preview,
+    RemapNeedsForce,
     RevealedPhi,
     TriageError,
     TriageLimits,
@@ -68,6 +70,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Preview",
+    "RemapNeedsForce",
     "RevealedPhi",
     "TriageError",
     "TriageLimits",
@@ -135,11 +138,19 @@ class TriageService:
         claim_id: int | None = None,
         reprocess: bool = False,
         note: str = "",
+        force: bool = False,
     ) -> ActionResult:
         """An unmatched remittance to ``claim_id``; or, with ``reprocess``, a mapping error
-        rebuilt with the current rules (UnresolvedError "still missing: carc:CO-B7" if not)."""
+        rebuilt with the current rules (UnresolvedError "still missing: carc:CO-B7" if not).
+
+        A claim of another payer, one that already has an active payment, or one billed at
+        another amount than the payment's charge is refused with RemapNeedsForce (exit 2; its
+        ``problems`` list each reason) unless ``force``: then the overridden warnings are kept
+        in the action and its audit row. ``remap_warnings`` asks the same question first."""
         if reprocess == (claim_id is not None):
             raise UsageError("remap needs either a claim id or reprocess=True (not both)")
+        if force and reprocess:
+            raise UsageError("force applies to a remap to a claim, not to reprocess")
         if reprocess:
             return self._act(
                 "reprocess", money.reprocess, item_id, note=note, expected_version=expected_version
@@ -151,7 +162,14 @@ class TriageService:
             claim_id=claim_id,
             note=note,
             expected_version=expected_version,
+            force=force,
         )
+
+    def remap_warnings(self, item_id: int, claim_id: int) -> tuple[str, ...]:
+        """What a remap of ``item_id`` to ``claim_id`` would be refused for without ``force``
+        (empty: nothing), read only, so a dialog can show the reasons before the operator
+        confirms. Errors as ``remap`` raises them (an unknown item or claim, a closed item)."""
+        return self._run("remap_warnings", lambda s, a: money.remap_check(s, a, item_id, claim_id))
 
     def approve(
         self, item_id: int, *, expected_version: int | None = None, note: str = ""
@@ -199,7 +217,7 @@ class TriageService:
 
     def reverse(self, action_id: int, *, note: str) -> ActionResult:
         """Compensate a write-off's or an approval's posting; its item is open again."""
-        return self._run("reverse", lambda s, a: writes.reverse(s, a, action_id, note=note))
+        return self._run("reverse", lambda s, a: reversal.reverse(s, a, action_id, note=note))
 
     def reveal_phi(self, item_id: int, reason: str) -> RevealedPhi:
         """The patient's name, member id and date of birth behind an item; audited."""

@@ -154,7 +154,11 @@ def audit(
     reason: str = "",
     note: str = "",
     target: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> AuditEntry:
+    """The action's audit row. ``extra`` goes into ``after`` next to the item's snapshot: what
+    the action itself decided that the item's columns do not show (the amount a write-off took
+    and what it left open, the warnings a forced remap overrode)."""
     return qe.append_audit(
         session,
         at=actor.now,
@@ -164,7 +168,7 @@ def audit(
         work_item_id=item.id,
         target=target,
         before=before,
-        after=snapshot(item),
+        after={**snapshot(item), **(extra or {})},
         reason=reason,
         note=note,
     )

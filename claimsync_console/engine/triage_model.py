@@ -11,12 +11,14 @@ unknown reason), 3 for a conflict, 4 for a missing permission.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from claimsync_console.domain import WorkItemKind, WorkItemState
+from claimsync_console.domain import CENT, ZERO, WorkItemKind, WorkItemState
 from claimsync_console.engine.rules import RulesBook
 from claimsync_console.store.models_engine import WorkItem
 
@@ -69,6 +71,25 @@ class NotFoundError(UsageError):
     """No such work item, claim or action."""
 
     exit_code = 2
+
+
+class RemapNeedsForce(UsageError):
+    """A remap whose claim looks wrong for the payment (another payer, already paid, another
+    charge): refused unless the caller passes ``force=True``. A usage error (exit 2), like a
+    bulk action without ``--yes``: nothing is wrong with the item, the caller must say "yes, I
+    mean it". ``problems`` lists each reason, one sentence each, for a dialog to show."""
+
+    exit_code = 2
+
+    def __init__(self, item_id: int, claim_id: int, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        self.claim_id = claim_id
+        super().__init__(
+            f"remap of work item {item_id} to claim {claim_id} refused: "
+            + "; ".join(self.problems)
+            + " (force the remap, --force, to go ahead anyway)",
+            item_id=item_id,
+        )
 
 
 class ConflictError(TriageError):
@@ -230,6 +251,40 @@ def require_note(note: str, action: str, what: str = "a note") -> str:
     if not text:
         raise UsageError(f"{action} needs {what} saying why")
     return text
+
+
+# -- amounts ---------------------------------------------------------------------------------
+
+#: Plain decimal notation: digits, then at most two decimals. No sign, exponent, separator or
+#: NaN/Infinity: ``Decimal`` itself accepts ``1e2``, which once went through as "1E+2".
+_PLAIN_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+
+
+def parse_write_off_amount(text: str | Decimal, open_amount: Decimal | None = None) -> Decimal:
+    """A write-off amount as the operator typed it, normalised to cents (``Decimal("100.00")``).
+
+    The one check for the CLI, the console and the service: plain decimal notation only
+    (``100``, ``100.5``, ``100.50``), positive and, when ``open_amount`` is given, at most
+    the item's open amount. A ``Decimal`` is held to the same rules through its plain
+    notation (``Decimal("1E+2")`` is 100 and passes; ``Decimal("100.001")`` does not).
+    Raises UsageError with one line saying what is wrong."""
+    if isinstance(text, Decimal):
+        raw = format(text, "f") if text.is_finite() else str(text)
+    elif isinstance(text, str):
+        raw = text.strip()
+    else:  # a float would already be inexact
+        raise UsageError(f"a write-off amount must be text or a Decimal, not {type(text).__name__}")
+    if not _PLAIN_AMOUNT.fullmatch(raw):
+        raise UsageError(
+            f"{raw!r} is not an amount: write plain dollars and cents, such as 100 or 100.50"
+            " (no sign, exponent or more than 2 decimals)"
+        )
+    value = Decimal(raw).quantize(CENT)
+    if value <= ZERO:
+        raise UsageError(f"a write-off amount must be more than 0.00, not {value}")
+    if open_amount is not None and value > open_amount:
+        raise UsageError(f"cannot write off {value}: only {open_amount} is open on the item")
+    return value
 
 
 # -- roles and approval tiers ------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import WorkItemKind
+from claimsync_console.domain import ZERO, WorkItemKind
 from claimsync_console.engine import pipeline
 from claimsync_console.engine.keys import action_key
 from claimsync_console.engine.matching import open_payment_followups
@@ -34,12 +34,12 @@ from claimsync_console.engine.triage_actions import (
 from claimsync_console.engine.triage_model import (
     ACTIVE_STATES,
     RESOLVED,
-    WRITTEN_OFF,
     ActionResult,
     ConflictError,
     InvalidTransitionError,
     NotFoundError,
     PermissionDeniedError,
+    RemapNeedsForce,
     UnresolvedError,
     approve_refusal,
     snapshot,
@@ -47,7 +47,9 @@ from claimsync_console.engine.triage_model import (
 from claimsync_console.engine.triage_postings import (
     match_by_hand,
     post_payment,
+    remap_problems,
 )
+from claimsync_console.engine.triage_write_off import settle_write_off, written
 from claimsync_console.store.models import ClaimRow
 from claimsync_console.store.models_engine import WorkItem
 
@@ -66,19 +68,25 @@ def remap(
     claim_id: int,
     note: str,
     expected_version: int | None,
+    force: bool = False,
 ) -> ActionResult:
     """Match an unmatched payment to ``claim_id`` by hand, open its denial if it is one, and
     post it as the pipeline would (entry, approval or mapping error). The item is resolved
-    whatever the posting's route: the question it asked, which claim, is answered."""
-    item = ready(session, actor, item_id, "remap", expected_version, UNMATCHED)
-    if item.claim_payment_id is None or item.remittance_id is None:
-        raise InvalidTransitionError(f"work item {item.id} names no claim payment", item_id=item.id)
-    if session.get(ClaimRow, claim_id) is None:
-        raise NotFoundError(f"no claim {claim_id}", item_id=item.id)
+    whatever the posting's route: the question it asked, which claim, is answered.
+
+    A claim that looks wrong for the payment (``remap_problems``: another payer, already paid,
+    another charge) is refused with RemapNeedsForce unless ``force``; a forced remap records
+    the warnings it overrode in its action's payload and its audit row (reason ``forced``)."""
+    item, problems = _remap_target(session, actor, item_id, claim_id, expected_version)
+    if problems and not force:
+        raise RemapNeedsForce(item.id, claim_id, problems)
+    overridden = {"overridden_warnings": problems} if problems else {}
     before = snapshot(item)
-    row = record(session, actor, item.id, "remap", {"claim_id": claim_id})
-    match_by_hand(session, item.claim_payment_id, claim_id, actor.now)
-    denial = open_payment_followups(session, item.claim_payment_id, claim_id, now=actor.now)
+    row = record(session, actor, item.id, "remap", {"claim_id": claim_id, **overridden})
+    payment_id = item.claim_payment_id
+    assert payment_id is not None  # _remap_target checked it
+    match_by_hand(session, payment_id, claim_id, actor.now)
+    denial = open_payment_followups(session, payment_id, claim_id, now=actor.now)
     routed = post_payment(session, item, actor.rules, now=actor.now, requested_by=actor.operator)
     outbox_id = routed.target_id if routed.outcome == "enqueued" else None
     row.outbox_id = outbox_id
@@ -93,7 +101,17 @@ def remap(
         outbox_id=outbox_id,
         details={**(item.details or {}), "resolution": done},
     )
-    entry = audit(session, actor, "remap", item, before, note=note, target=f"claim:{claim_id}")
+    entry = audit(
+        session,
+        actor,
+        "remap",
+        item,
+        before,
+        reason="forced" if problems else "",
+        note=note,
+        target=f"claim:{claim_id}",
+        extra=overridden,
+    )
     said = {
         "enqueued": f"its payment is queued for the ERP (outbox {outbox_id})",
         "approval": f"its posting needs approval (work item {routed.target_id})",
@@ -103,8 +121,27 @@ def remap(
     message = f"work item {item.id} matched to claim {claim_id}; {said}"
     if denial:
         message += "; the payment is a denial, so a denial item was opened"
+    if problems:
+        message += f"; forced over {len(problems)} warning(s): {'; '.join(problems)}"
     related = routed.target_id if routed.outcome in ("approval", "mapping_error") else None
     return result(item, "remap", entry, message, row=row, outbox_id=outbox_id, related=related)
+
+
+def remap_check(session: Session, actor: Actor, item_id: int, claim_id: int) -> tuple[str, ...]:
+    """``remap``'s warnings for this claim, without remapping (see ``remap_problems``)."""
+    return tuple(_remap_target(session, actor, item_id, claim_id, None)[1])
+
+
+def _remap_target(
+    session: Session, actor: Actor, item_id: int, claim_id: int, expected_version: int | None
+) -> tuple[WorkItem, list[str]]:
+    item = ready(session, actor, item_id, "remap", expected_version, UNMATCHED)
+    if item.claim_payment_id is None or item.remittance_id is None:
+        raise InvalidTransitionError(f"work item {item.id} names no claim payment", item_id=item.id)
+    claim = session.get(ClaimRow, claim_id)
+    if claim is None:
+        raise NotFoundError(f"no claim {claim_id}", item_id=item.id)
+    return item, remap_problems(session, item, claim)
 
 
 def reprocess(
@@ -199,8 +236,11 @@ def approve(
         f"work item {item.id} approved: {kind} {code} {item.amount} queued (outbox {outbox_id})"
     )
     if origin is not None:
-        _write_off_origin(session, actor, origin, item, code, outbox_id)
-        message += f"; work item {origin.id} written off"
+        taken, left = _write_off_origin(session, actor, origin, item, code, outbox_id)
+        if left == ZERO:
+            message += f"; work item {origin.id} written off"
+        else:
+            message += f"; {taken} of work item {origin.id} written off, {left} stays open"
     return result(
         item,
         "approve",
@@ -213,7 +253,8 @@ def approve(
 
 
 def _origin(session: Session, approval: WorkItem) -> WorkItem | None:
-    """The item a write-off approval was requested for, which must still be open."""
+    """The item a write-off approval was requested for, which must still be open, with at
+    least the approved amount open on it."""
     origin = (approval.details or {}).get("origin")
     if not origin:
         return None
@@ -224,23 +265,37 @@ def _origin(session: Session, approval: WorkItem) -> WorkItem | None:
             " ignore the approval instead",
             item_id=approval.id,
         )
+    if approved_write_off(approval) > item.amount:
+        raise ConflictError(
+            f"work item {item.id} has only {item.amount} open now, less than the"
+            f" {approved_write_off(approval)} this approval would write off: ignore the"
+            " approval instead",
+            item_id=approval.id,
+        )
     return item
+
+
+def approved_write_off(approval: WorkItem) -> Decimal:
+    """The amount a write-off approval posts: its request's own, which is less than the
+    approval's amount when earlier write-offs on the item count towards the tier (older
+    approvals, without it, post their amount)."""
+    asked = (approval.details or {}).get("origin", {})
+    return Decimal(asked["amount"]) if asked.get("amount") else approval.amount
 
 
 def _write_off_origin(
     session: Session, actor: Actor, origin: WorkItem, approval: WorkItem, code: str, outbox: int
-) -> None:
+) -> tuple[Decimal, Decimal]:
+    """The approved write-off taken off the item that asked for it (a partial one leaves it
+    open with the remainder, as a direct write-off does): (amount written off, what stays open)."""
     before = snapshot(origin)
-    details = {k: v for k, v in (origin.details or {}).items() if k != "pending_approval"}
-    details["write_off"] = {
-        "reason": code,
-        "amount": str(approval.amount),
-        "approval": approval.id,
-        "approved_by": actor.operator,
-        "outbox_id": outbox,
-    }
-    close(session, actor, origin, WRITTEN_OFF, outbox_id=outbox, details=details)
-    note = str((approval.details or {}).get("origin", {}).get("note", ""))
+    asked = (approval.details or {}).get("origin", {})
+    amount = approved_write_off(approval)
+    done = {"reason": code, "approval": approval.id, "approved_by": actor.operator}
+    taken = {"action_id": asked.get("action_id"), **done, "by": approval.requested_by}
+    closing = {**resolution(actor, "approve", None), "approval": approval.id}
+    approved = {"write_off": {**done, "amount": str(amount), "outbox_id": outbox}}
+    left = settle_write_off(session, actor, origin, amount, outbox, taken, closing, approved)
     audit(
         session,
         actor,
@@ -248,9 +303,11 @@ def _write_off_origin(
         origin,
         before,
         reason=code,
-        note=note,
+        note=str(asked.get("note", "")),
         target=f"approval:{approval.id}",
+        extra=written(amount, left),
     )
+    return amount, left
 
 
 def _enqueue_held(

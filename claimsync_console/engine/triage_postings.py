@@ -17,14 +17,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import JournalEntry, JournalLine
+from claimsync_console.domain import CENT, JournalEntry, JournalLine
 from claimsync_console.engine import pipeline
 from claimsync_console.engine.rules import PayerRule, RulesBook
+from claimsync_console.engine.workitems import normalise_payer_id
 from claimsync_console.store import hydrate
 from claimsync_console.store import queries_engine as qe
 from claimsync_console.store.models import ClaimPaymentRow, ClaimRow, Remittance
 from claimsync_console.store.models_engine import PaymentMatch, WorkItem
 from claimsync_console.store.queries_outbox import get_outbox_by_key
+
+REVERSAL = "22"  # CLP02 of a payer's reversal
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ def match_by_hand(session: Session, claim_payment_id: int, claim_id: int, now: d
     status_code = session.scalar(
         select(ClaimPaymentRow.status_code).where(ClaimPaymentRow.id == claim_payment_id)
     )
-    reversal = status_code == "22"
+    reversal = status_code == REVERSAL
     values: dict[str, Any] = {
         "claim_id": claim_id,
         "status": "reversal_linked" if reversal else "matched",
@@ -87,6 +90,75 @@ def post_payment(
         if found is not None:
             return Routed(held, found.id, found.error)
     return Routed("nothing", None, "nothing to post (a whole-claim denial posts nothing)")
+
+
+def remap_problems(session: Session, item: WorkItem, claim: ClaimRow) -> list[str]:
+    """Why ``claim`` looks wrong for the item's payment, one sentence each (empty: it looks
+    right). A remap with problems needs ``force`` (stop 8); these are the matcher's own tests,
+    which an operator's choice skipped:
+
+    - the payer: the 835's payer id against the claim's 837 payer id, normalised as matching
+      compares them (a payment with no payer id cannot differ);
+    - an active payment already on the claim: a payment matched to it and not reversed (a
+      reversal being remapped is expected to find one, so it is not asked);
+    - the charge: CLP03 (unsigned, so a reversal compares too) against the billed amount, more
+      than a cent apart."""
+    assert item.claim_payment_id is not None
+    payment = session.get(ClaimPaymentRow, item.claim_payment_id)
+    if payment is None:
+        return [f"claim payment {item.claim_payment_id} is missing"]
+    remit = session.get(Remittance, payment.remittance_id)
+    problems: list[str] = []
+    paid_by = normalise_payer_id(remit.payer_identifier if remit else item.payer_id)
+    billed_to = normalise_payer_id(claim.payer_identifier)
+    if paid_by and billed_to and paid_by != billed_to:
+        from_name = (remit.payer_name if remit else item.payer_name) or "no name"
+        problems.append(
+            f"payer differs: the payment is from {paid_by} ({from_name}), claim {claim.id} is"
+            f" billed to {billed_to} ({claim.payer_name or 'no name'})"
+        )
+    if payment.status_code != REVERSAL:
+        for other in _active_payments(session, claim.id, payment.id):
+            problems.append(f"claim {claim.id} already has an active payment: {other}")
+    charge = abs(payment.charge)
+    if abs(charge - claim.billed_amount) > CENT:
+        problems.append(
+            f"charge differs: the payment's charge is {charge}, claim {claim.id} billed"
+            f" {claim.billed_amount}"
+        )
+    return problems
+
+
+def _active_payments(session: Session, claim_id: int, except_id: int) -> list[str]:
+    """The payments matched to a claim that no reversal took back, as the warning names them."""
+    reversed_ids = select(PaymentMatch.reversed_payment_id).where(
+        PaymentMatch.claim_id == claim_id, PaymentMatch.reversed_payment_id.is_not(None)
+    )
+    rows = session.execute(
+        select(
+            PaymentMatch.work_item_id,
+            ClaimPaymentRow.id,
+            ClaimPaymentRow.patient_control_number,
+            ClaimPaymentRow.paid,
+            Remittance.trace_number,
+        )
+        .join(ClaimPaymentRow, ClaimPaymentRow.id == PaymentMatch.claim_payment_id)
+        .join(Remittance, Remittance.id == ClaimPaymentRow.remittance_id)
+        .where(
+            PaymentMatch.claim_id == claim_id,
+            PaymentMatch.status == "matched",
+            PaymentMatch.claim_payment_id != except_id,
+            PaymentMatch.claim_payment_id.not_in(reversed_ids),
+        )
+        .order_by(PaymentMatch.claim_payment_id)
+    ).all()
+    found = []
+    for work_item_id, payment_id, pcn, paid, trace in rows:
+        via = f", work item {work_item_id}" if work_item_id is not None else ""
+        found.append(
+            f"claim payment {payment_id} ({pcn}, paid {paid}, check {trace or 'unknown'}{via})"
+        )
+    return found
 
 
 # -- write-offs and compensation ---------------------------------------------------------------

@@ -1,28 +1,28 @@
-"""The operator's own postings: write-offs and the reversal of a write-off or an approval.
+"""The operator's own postings: write-offs (their reversal is ``triage_reverse``).
 
 Each runs inside the caller's transaction (see ``triage_actions``). A write-off is keyed
 ``keys.action_key(work_item_id, action_id)``, the action row being written first in the same
 transaction, so the key is stable.
 
-Reversal (decided here): only operator postings are reversed, i.e. a write-off and an approval;
-a remap's or reprocess's posting is the payer's payment, whose entry does not depend on the
-claim chosen, so a wrong remap is a matching question, not a ledger one. The compensating entry
-swaps debits and credits, is dated today, and puts the item whose money it was back to ``open``
-(a write-off's denial, an engine approval; a write-off approval's denial, the approval itself
-staying resolved). The original posting must be in the ledger first (status posted).
+A write-off of less than the item's open amount leaves the item open, with the remainder as its
+amount, so the rest is still chased (stop 8); only a write-off of the whole remaining amount
+closes it as written off. Each write-off is listed in ``details.write_offs``; the audit row's
+``after`` carries ``write_off_amount`` and ``remainder``.
+
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import CENT, ZERO
+from claimsync_console.domain import ZERO
 from claimsync_console.engine import workitems as wi
 from claimsync_console.engine.keys import action_key
-from claimsync_console.engine.outbox import enqueue_entry, entry_from_json, entry_to_json
+from claimsync_console.engine.outbox import enqueue_entry, entry_to_json
 from claimsync_console.engine.posting import (
     ApprovalRequirement,
     MissingRules,
@@ -36,7 +36,6 @@ from claimsync_console.engine.triage_actions import (
     audit,
     change,
     close,
-    load_item,
     ready,
     record,
     resolution,
@@ -44,28 +43,26 @@ from claimsync_console.engine.triage_actions import (
 )
 from claimsync_console.engine.triage_model import (
     ACTIVE_STATES,
-    OPEN,
-    RESOLVED,
     WRITE_OFF_KINDS,
     WRITTEN_OFF,
     ActionResult,
+    ConflictError,
     InvalidTransitionError,
-    NotFoundError,
     UnresolvedError,
     UsageError,
+    parse_write_off_amount,
     require_note,
     snapshot,
 )
 from claimsync_console.engine.triage_postings import (
-    compensation,
     item_context,
     parties,
     posting_fields,
 )
-from claimsync_console.store import queries_outbox as q
 from claimsync_console.store.models_engine import WorkItem
 from claimsync_console.store.models_triage import TriageAction
 
+#: The actions ``triage_reverse.reverse`` undoes (the console offers these).
 REVERSIBLE = ("write_off", "approve")
 
 
@@ -82,9 +79,11 @@ def write_off(
     amount: Decimal | str | None,
     expected_version: int | None,
 ) -> ActionResult:
-    """Debit the reason's write-off account, credit the payer receivable, close the item as
-    written off. Over the operator's tier for that reason it posts nothing and opens an
-    approval item instead (requested by the operator); the result then names that item."""
+    """Debit the reason's write-off account, credit the payer receivable, and take ``amount``
+    (default: all that is open) off the item: the whole of it closes the item as written off,
+    less leaves it open with the remainder. Over the operator's tier for that reason it posts
+    nothing and opens an approval item instead (requested by the operator); the result then
+    names that item."""
     text = require_note(note, "write_off")
     item = ready(session, actor, item_id, "write_off", expected_version, *WRITE_OFF_KINDS)
     _no_pending_approval(session, item)
@@ -94,9 +93,8 @@ def write_off(
         raise UsageError(f"unknown write-off reason {reason!r}; the rules know: {known}")
     payer_id, facility_id = parties(session, item, actor.rules)
     before = snapshot(item)
-    row = record(
-        session, actor, item.id, "write_off", {"reason": reason, "amount": str(value), "note": text}
-    )
+    payload = {"reason": reason, "amount": str(value), "remainder": str(item.amount - value)}
+    row = record(session, actor, item.id, "write_off", {**payload, "note": text})
     plan = build_write_off_entry(
         reason=reason,
         amount=value,
@@ -110,7 +108,9 @@ def write_off(
     if isinstance(plan, MissingRules) or plan.entry is None:
         raise UnresolvedError(f"cannot write off work item {item.id}: {plan}", item_id=item.id)
     posting = posting_fields(item, kind="write_off", amount=value, cash=ZERO)
-    need = approval_needed(plan, actor.rules, actor.role)
+    prior = written_before(item)
+    cumulative = tuple(replace(a, amount=a.amount + prior) for a in plan.amounts)
+    need = approval_needed(replace(plan, amounts=cumulative), actor.rules, actor.role)
     if need is not None:
         return _request_approval(session, actor, item, row, plan, need, posting, before)
     outbox_id = enqueue_entry(
@@ -126,8 +126,10 @@ def write_off(
         work_item_id=item.id,
     )
     row.outbox_id = outbox_id
-    details = {**(item.details or {}), "resolution": resolution(actor, "write_off", row)}
-    close(session, actor, item, WRITTEN_OFF, outbox_id=outbox_id, details=details)
+    taken = {"action_id": row.id, "reason": reason, "by": actor.operator}
+    remainder = settle_write_off(
+        session, actor, item, value, outbox_id, taken, resolution(actor, "write_off", row)
+    )
     entry = audit(
         session,
         actor,
@@ -137,9 +139,56 @@ def write_off(
         reason=reason,
         note=text,
         target=f"outbox:{outbox_id}",
+        extra=written(value, remainder),
     )
-    message = f"work item {item.id} written off: {value} as {reason} (outbox {outbox_id})"
+    if remainder == ZERO:
+        message = f"work item {item.id} written off: {value} as {reason} (outbox {outbox_id})"
+    else:
+        message = (
+            f"work item {item.id}: {value} written off as {reason} (outbox {outbox_id});"
+            f" {remainder} stays open"
+        )
     return result(item, "write_off", entry, message, row=row, outbox_id=outbox_id)
+
+
+def written(amount: Decimal, remainder: Decimal) -> dict[str, str]:
+    """What a write-off's audit row adds to the item's snapshot: the amount taken, and what it
+    left open (the snapshot's own ``amount`` alone cannot tell a partial write-off apart)."""
+    return {"write_off_amount": str(amount), "remainder": str(remainder)}
+
+
+def settle_write_off(
+    session: Session,
+    actor: Actor,
+    item: WorkItem,
+    amount: Decimal,
+    outbox_id: int,
+    taken: dict[str, Any],
+    closing: dict[str, Any],
+    more: dict[str, Any] | None = None,
+) -> Decimal:
+    """Take a queued write-off of ``amount`` off ``item`` and return what stays open. All of
+    it closes the item as written off (``closing`` becomes its ``details.resolution``); less
+    keeps it open, and in the queues, with the remainder as its amount. Either way the
+    write-off joins ``details.write_offs`` (``taken`` plus the amounts and the outbox row);
+    ``more`` is merged into the details too, in the same update."""
+    remainder = item.amount - amount
+    if remainder < ZERO:
+        raise ConflictError(
+            f"work item {item.id} has {item.amount} open now, less than the {amount} to write"
+            " off: reload it",
+            item_id=item.id,
+        )
+    details = {k: v for k, v in (item.details or {}).items() if k != "pending_approval"}
+    details.update(more or {})
+    done = {**taken, "amount": str(amount), "remainder": str(remainder), "outbox_id": outbox_id}
+    details["write_offs"] = [*details.get("write_offs", []), {**done, "at": actor.now.isoformat()}]
+    if remainder == ZERO:
+        details["resolution"] = closing
+        close(session, actor, item, WRITTEN_OFF, outbox_id=outbox_id, details=details)
+    else:
+        change(session, actor, item, amount=remainder, details=details)
+    return remainder
 
 
 def _no_pending_approval(session: Session, item: WorkItem) -> None:
@@ -153,20 +202,22 @@ def _no_pending_approval(session: Session, item: WorkItem) -> None:
         )
 
 
+def written_before(item: WorkItem) -> Decimal:
+    """What earlier write-offs, not reversed, took off the item. A write-off's approval tier is
+    judged on this plus its own amount: partial write-offs must not split an amount over the
+    operator's limit into pieces under it."""
+    taken = (item.details or {}).get("write_offs", [])
+    return sum((Decimal(w["amount"]) for w in taken if not w.get("reversed_by")), ZERO)
+
+
 def _amount(item: WorkItem, amount: Decimal | str | None) -> Decimal:
-    """The item's amount by default; otherwise a positive amount in cents, at most the item's."""
-    if amount is None:
-        value = item.amount
-    else:
-        try:
-            value = Decimal(str(amount))
-        except InvalidOperation:
-            raise UsageError(f"{amount!r} is not an amount") from None
-    if not value.is_finite() or value <= ZERO or value != value.quantize(CENT):
-        raise UsageError(f"a write-off amount must be positive, in cents: {amount}")
-    if value > item.amount:
-        raise UsageError(f"cannot write off {value}: work item {item.id} is for {item.amount}")
-    return value
+    """All that is open on the item by default, else ``parse_write_off_amount``'s reading of
+    ``amount`` (plain dollars and cents, positive, at most the item's open amount)."""
+    if amount is not None:
+        return parse_write_off_amount(amount, item.amount)
+    if item.amount <= ZERO:
+        raise UsageError(f"work item {item.id} has nothing open to write off ({item.amount})")
+    return parse_write_off_amount(item.amount)
 
 
 def _request_approval(
@@ -181,7 +232,13 @@ def _request_approval(
 ) -> ActionResult:
     assert plan.entry is not None
     row.action = "write_off_requested"
-    origin = {"work_item_id": item.id, "action_id": row.id, "note": row.payload.get("note", "")}
+    origin = {
+        "work_item_id": item.id,
+        "action_id": row.id,
+        "note": row.payload.get("note", ""),
+        # what the approval posts: the approval's own amount also counts earlier write-offs
+        "amount": posting["amount"],
+    }
     opened = wi.open_approval(
         session,
         source_key=f"write_off:{row.id}",
@@ -211,113 +268,13 @@ def _request_approval(
         reason=need.code,
         note=origin["note"],
         target=f"approval:{opened.id}",
+        extra={"write_off_amount": posting["amount"]},
     )
     message = (
         f"{need.amount} is over the {actor.role} limit of {need.limit} for write-off"
         f" {need.code}: approval work item {opened.id} waits for a {need.required_role}"
     )
+    earlier = need.amount - Decimal(posting["amount"])
+    if earlier > ZERO:  # the approval covers the item's earlier write-offs too
+        message += f" ({posting['amount']} now, {earlier} written off before)"
     return result(item, "write_off_requested", entry, message, row=row, related=opened.id)
-
-
-# -- reverse -----------------------------------------------------------------------------------
-
-
-def reverse(session: Session, actor: Actor, action_id: int, *, note: str) -> ActionResult:
-    """Post the compensating entry of a write-off or an approval and reopen the item whose
-    money it was (see the module docstring)."""
-    text = require_note(note, "reverse")
-    original = session.get(TriageAction, action_id)
-    if original is None:
-        raise NotFoundError(f"no action {action_id}")
-    posted = _reversible(session, original)
-    item = load_item(session, original.work_item_id)
-    origin = (item.details or {}).get("origin") if original.action == "approve" else None
-    reopen = load_item(session, int(origin["work_item_id"])) if origin else item
-    expected = WRITTEN_OFF if original.action == "write_off" or origin else RESOLVED
-    if reopen.state != expected:
-        raise InvalidTransitionError(
-            f"work item {reopen.id} is {reopen.state}, not {expected}: action {original.id}"
-            " is no longer what closed it",
-            item_id=reopen.id,
-        )
-    before = snapshot(reopen)
-    rev = record(session, actor, reopen.id, "reverse", {"reverses": original.id, "note": text})
-    entry = compensation(
-        entry_from_json(posted.entry),
-        key=action_key(reopen.id, rev.id),
-        on=actor.now.date(),
-        note=text,
-    )
-    outbox_id = enqueue_entry(
-        session,
-        entry,
-        kind="operator",
-        amount=posted.amount,
-        cash_amount=-posted.cash_amount,
-        now=actor.now,
-        remittance_id=posted.remittance_id,
-        trace_number=posted.trace_number,
-        claim_payment_id=posted.claim_payment_id,
-        work_item_id=reopen.id,
-    )
-    rev.outbox_id, rev.reverses_action_id = outbox_id, original.id
-    original.reversed_by_action_id = rev.id
-    done = {
-        "action_id": rev.id,
-        "reverses": original.id,
-        "by": actor.operator,
-        "at": actor.now.isoformat(),
-        "outbox_id": outbox_id,
-    }
-    details = {k: v for k, v in (reopen.details or {}).items() if k != "pending_approval"}
-    details["reversals"] = [*details.get("reversals", []), done]
-    change(
-        session,
-        actor,
-        reopen,
-        state=OPEN,
-        resolved_at=None,
-        assigned_to=None,
-        lease_expires_at=None,
-        outbox_id=None,
-        details=details,
-    )
-    if origin:
-        change(session, actor, item, details={**(item.details or {}), "reversed_by": rev.id})
-    audit_row = audit(
-        session,
-        actor,
-        "reverse",
-        reopen,
-        before,
-        reason=original.action,
-        note=text,
-        target=f"action:{original.id}",
-    )
-    message = (
-        f"action {original.id} ({original.action}) reversed: compensating entry queued"
-        f" (outbox {outbox_id}); work item {reopen.id} is open again"
-    )
-    return result(reopen, "reverse", audit_row, message, row=rev, outbox_id=outbox_id)
-
-
-def _reversible(session: Session, action: TriageAction) -> Any:
-    """The posted outbox row of an action that may be reversed, or why not."""
-    if action.reversed_by_action_id is not None:
-        raise InvalidTransitionError(
-            f"action {action.id} was already reversed by action {action.reversed_by_action_id}"
-        )
-    if action.action not in REVERSIBLE or action.outbox_id is None:
-        raise InvalidTransitionError(
-            f"action {action.id} is a {action.action} that posted nothing of the operator's own:"
-            " only write-offs and approvals can be reversed (a remap posts the payer's payment,"
-            " whatever the claim)"
-        )
-    posted = q.get_outbox_row(session, action.outbox_id)
-    if posted is None or posted.status != q.POSTED:
-        status = posted.status if posted is not None else "missing"
-        raise InvalidTransitionError(
-            f"action {action.id}'s posting (outbox {action.outbox_id}) is {status}, not in the"
-            " ledger: wait for it to post (or retry it) before reversing"
-        )
-    return posted

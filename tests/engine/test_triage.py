@@ -39,8 +39,9 @@ def test_remap_matches_by_hand_and_the_ledger_sees_the_payment(env: Env) -> None
     item = env.items("unmatched_remittance")[0]
     claim_id = item.details["candidates"][0]["claim_id"]
     cash_before = env.ledger.account_balance("1010")
+    # every candidate in the sample already has its own payment: the remap must be forced
     done = env.service().remap(item.id, expected_version=item.version, claim_id=claim_id,
-                               note="same patient, typo in CLP01")  # fmt: skip
+                               note="same patient, typo in CLP01", force=True)  # fmt: skip
     assert (done.state, done.version, done.action) == ("resolved", item.version + 1, "remap")
     assert done.outbox_id is not None and "matched to claim" in done.message
     row = audited(env, done)
@@ -233,7 +234,7 @@ def test_a_reversed_engine_approval_can_be_approved_again_under_a_new_key(env: E
 
 def test_only_operator_postings_are_reversed(env: Env) -> None:
     unmatched = env.items("unmatched_remittance")[0]
-    remapped = env.service().remap(unmatched.id, claim_id=1)
+    remapped = env.service().remap(unmatched.id, claim_id=1, force=True)
     ignored = env.service().ignore(env.items("rejected_claim")[0].id, note="billed again")
     env.drain()
     for action_id in (remapped.action_id, ignored.action_id):
