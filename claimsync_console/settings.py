@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 APP_NAME = "claimsync"
 
@@ -20,6 +21,23 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names (``sqlite:////abs/x.sqlite``, ``sqlite+pysqlite:///rel.db``),
+    or None for another database, an in-memory one or a ``file:`` URI. Parsed here, without
+    SQLAlchemy, so the settings stay cheap to import; it reads the path the way SQLAlchemy does
+    (after the third slash, up to the query, percent-decoded)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.split("+", 1)[0].lower() != "sqlite":
+        return None
+    path = rest.partition("?")[0]
+    if not path.startswith("/"):
+        return None
+    database = unquote(path[1:])
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -45,7 +63,8 @@ class Settings:
     ledger_path: str = field(
         default="",
         metadata=_help(
-            "SQLite file of the embedded ledger ERP. Empty means data_dir/ledger.sqlite."
+            "SQLite file of the embedded ledger ERP. Empty means ledger.sqlite next to the "
+            "SQLite database file (in data_dir when the database is not SQLite)."
         ),
     )
     rules_path: str = field(
@@ -77,7 +96,13 @@ class Settings:
 
     @property
     def resolved_ledger_path(self) -> Path:
-        return Path(self.ledger_path) if self.ledger_path else self.data_dir / "ledger.sqlite"
+        """Next to the SQLite database by default, so a store and the ledger it posted to stay
+        together: pointing the CLI at the demo's database posts into the demo's ledger, not a
+        new one in data_dir that no other command reads (docs/decisions.md)."""
+        if self.ledger_path:
+            return Path(self.ledger_path)
+        database = sqlite_file(self.resolved_database_url)
+        return (database.parent if database is not None else self.data_dir) / "ledger.sqlite"
 
     @property
     def resolved_rules_path(self) -> Path:

@@ -17,9 +17,11 @@ from claimsync_console.cli.common import (
     EXIT_ERP_UNAVAILABLE,
     EXIT_OK,
     EXIT_USAGE,
+    DatabaseOption,
     JsonOption,
     fail,
     friendly_errors,
+    settings_for,
 )
 
 adapters_app = typer.Typer(help="List and check the ERP adapters.", no_args_is_help=True)
@@ -87,6 +89,7 @@ def list_adapters(json_output: JsonOption = False) -> None:
 @friendly_errors
 def check(
     name: Annotated[str, typer.Argument(help="Adapter name, as `adapters list` shows it.")],
+    database: DatabaseOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Validate NAME's configuration, then run its health check (exit 0 ok, 2 config, 5 down)."""
@@ -100,7 +103,11 @@ def check(
         fail(f"no ERP adapter named {name!r}; installed: {', '.join(adapters) or 'none'}")
     adapter_class = adapters[name]
     try:
-        adapter = adapter_class(configured_options(adapter_class, name))
+        options = configured_options(adapter_class, name)
+        if name == "ledger" and not options.get("path"):
+            # The ledger `sync run` posts to: `ledger_path`, else next to the database.
+            options["path"] = str(settings_for(database).resolved_ledger_path)
+        adapter = adapter_class(options)
     except AdapterConfigError as error:
         fail(f"adapter {name}: configuration error: {error}", EXIT_USAGE)
     try:

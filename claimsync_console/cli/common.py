@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from claimsync_console.settings import Settings, SettingsError, load_settings
+from claimsync_console.settings import Settings, SettingsError, load_settings, sqlite_file
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -62,12 +62,35 @@ def settings_for(database: str | None = None, operator: str | None = None) -> Se
         fail(f"configuration error: {error}")
 
 
-@contextmanager
-def opened_store(settings: Settings) -> Iterator[Store]:
-    """The command's store, disposed of however the command ends (pooled connections close)."""
+def require_database(url: str) -> None:
+    """Exit 2 when ``url`` names an SQLite file that is not there. Opening it would create an
+    empty database (and its folder), so a typo in ``--database`` would read as "no items" with
+    exit 0; only the commands that load data (``init``, ``ingest``, ``demo``) may create one.
+    Other databases are servers: a wrong URL fails on connecting, with its own message."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        fail(
+            f"no database at {path} "
+            "(run 'claimsync init' or check --database / CLAIMSYNC_DATABASE_URL)"
+        )
+
+
+def open_cli_store(settings: Settings, *, create: bool = False) -> Store:
+    """The configured store, migrated; a missing SQLite file is refused unless ``create``.
+    For a command that holds the store beyond one ``with`` block (the acting commands)."""
     from claimsync_console.engine.runtime import open_store
 
-    store = open_store(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    if not create:
+        require_database(url)
+    return open_store(url)
+
+
+@contextmanager
+def opened_store(settings: Settings, *, create: bool = False) -> Iterator[Store]:
+    """The command's store, disposed of however the command ends (pooled connections close).
+    Only a command that loads data passes ``create=True`` (see ``require_database``)."""
+    store = open_cli_store(settings, create=create)
     try:
         yield store
     finally:
@@ -76,7 +99,8 @@ def opened_store(settings: Settings) -> Iterator[Store]:
 
 @contextmanager
 def store_session(database: str | None) -> Iterator[Session]:
-    """One session on the configured (or given) database, for commands that only read."""
+    """One session on the configured (or given) database, for commands that only read (a
+    missing SQLite file is refused, never created)."""
     with opened_store(settings_for(database)) as store, store.sessions() as session:
         yield session
 

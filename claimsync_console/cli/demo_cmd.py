@@ -1,7 +1,9 @@
 """``claimsync demo``: a fresh database seeded from ``sample_data/``, then the status.
 
 The README's first command ends here: it runs the engine once against the embedded ledger,
-prints the status, and on a terminal opens the console on the demo database.
+prints the status, and on a terminal opens the console on the demo database. The demo keeps to
+its own folder (never the user's real database), so it ends with the line that points the other
+commands at it; the ledger next to that database follows (``Settings.resolved_ledger_path``).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def demo(
     from claimsync_console.engine.worker import drain
 
     settings = settings_for()
-    folder = data_dir or settings.data_dir / "demo"
+    folder = (data_dir or settings.data_dir / "demo").resolve()
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -99,3 +101,23 @@ def demo(
         open_console(
             replace(settings, database_url=store.url, ledger_path=str(folder / "ledger.sqlite"))
         )
+    print_next_step(folder / "claimsync.sqlite", ledger_configured=bool(settings.ledger_path))
+
+
+def demo_database_url(database: Path) -> str:
+    """``sqlite:////abs/path/claimsync.sqlite``: absolute, so it works from any folder."""
+    return f"sqlite:///{database.resolve()}"
+
+
+def print_next_step(database: Path, *, ledger_configured: bool = False) -> None:
+    """Printed last (after the console closes, or after the status): without it the next
+    command, ``claimsync items list``, reads the default database and finds nothing. The
+    ledger next to the database follows by default; a configured ``ledger_path`` would not,
+    so then its line is printed too."""
+    import shlex
+
+    typer.echo("\nThe demo has its own database. To point the other commands at it, run:")
+    typer.echo(f"  export CLAIMSYNC_DATABASE_URL={shlex.quote(demo_database_url(database))}")
+    if ledger_configured:
+        ledger = shlex.quote(str(database.resolve().parent / "ledger.sqlite"))
+        typer.echo(f"  export CLAIMSYNC_LEDGER_PATH={ledger}")

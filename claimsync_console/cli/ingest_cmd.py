@@ -33,7 +33,7 @@ def init(database: DatabaseOption = None) -> None:
     """Create or upgrade the database schema."""
     from claimsync_console.engine.runtime import redact_url
 
-    with opened_store(settings_for(database)) as store:
+    with opened_store(settings_for(database), create=True) as store:
         pass  # opening creates or upgrades the schema
     typer.echo(f"database ready: {redact_url(store.url)}")
 
@@ -47,23 +47,36 @@ def ingest(
     """Load 835, 837P/837I and 277CA files. Duplicates are skipped; bad files are quarantined."""
     from claimsync_console.engine.ingest import IngestPathError, ingest_paths
 
-    with opened_store(settings_for(database)) as store:
+    with opened_store(settings_for(database), create=True) as store:
         try:
             results = ingest_paths(store.sessions, paths)
         except IngestPathError as error:
             fail(str(error))
     if json_output:
         for result in results:
-            typer.echo(json.dumps(result.to_json()))
+            typer.echo(json.dumps(result_json(result)))
     else:
         print_results(results)
     quarantined = any(r.status == "quarantined" for r in results)
     raise typer.Exit(EXIT_SOME_FAILED if quarantined else EXIT_OK)
 
 
+def result_json(result: IngestResult) -> dict[str, object]:
+    """One file's JSON line (docs/cli.md). Each finding names its file too: a script that
+    gathers the findings of a whole drop folder (``jq '.findings[]'``) still knows where each
+    one came from."""
+    out = result.to_json()
+    out["findings"] = [
+        {"severity": f.get("severity"), "file": result.file, **f} for f in result.findings
+    ]
+    return out
+
+
 def print_results(results: list[IngestResult]) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from claimsync_console.cli.output import wide_when_piped
 
     table = Table(title="ingest", show_lines=False)
     for column in ("file", "status", "kind", "claims", "payments", "paid", "findings"):
@@ -80,7 +93,7 @@ def print_results(results: list[IngestResult]) -> None:
             str(result.paid_total),
             str(len(result.findings)),
         )
-    Console().print(table)
+    wide_when_piped().print(table)
     errors = Console(stderr=True)
     for result in results:
         if result.status != "quarantined":

@@ -18,11 +18,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 
 from claimsync_console.cli.common import EXIT_USAGE, fail
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PIPED_WIDTH = 200
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -160,7 +163,6 @@ def print_table(
     """Cells are plain text, never rich markup: a payer's ``[unknown_account]`` or a masked
     ``[PHI]`` must print as it is, not vanish as a style tag. Piped into a file or ``grep``
     (no terminal, no ``COLUMNS``), rows get up to 200 columns instead of wrapping at 80."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -170,10 +172,19 @@ def print_table(
         table.add_column(Text(column), justify="right" if column in aligned else "left")
     for row in rows:
         table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-    console = Console()
+    wide_when_piped().print(table)
+
+
+def wide_when_piped(*, stderr: bool = False, **options: Any) -> Console:
+    """A rich console that is 80 columns only on an 80-column terminal. Piped into a file or
+    ``grep`` (no terminal, no ``COLUMNS``), rich would assume 80 and cut a table's cells to
+    ``unexplai…``; there it gets PIPED_WIDTH columns instead, so a script reads whole values."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, **options)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(width=PIPED_WIDTH)
-    console.print(table)
+        console = Console(stderr=stderr, width=PIPED_WIDTH, **options)
+    return console
 
 
 def say(message: str) -> None:

@@ -61,10 +61,10 @@ def _items(line: Any) -> str:
 def print_report(checks: Sequence[Any]) -> None:
     """One row per check, its variance lines under it, then the totals per payer."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from claimsync_console.cli.output import wide_when_piped
     from claimsync_console.engine.reconcile import grand_total, totals_by_payer
 
     table = Table(
@@ -88,7 +88,7 @@ def print_report(checks: Sequence[Any]) -> None:
             table.add_row(f" {line.reason}", "", "", "", "", str(line.amount), "", style="dim")
             if line.work_item_ids:
                 table.add_row(Text(f"   {_items(line)}", overflow="fold"), style="dim")
-    console = Console()
+    console = wide_when_piped()  # piped: whole cells, not `unexplai…` at 80 columns
     console.print(table)
     payers = Table(title="Per payer", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("payer", "checks", "BPR02", "posted", "held", "unexplained"):

@@ -38,8 +38,9 @@ def status(database: DatabaseOption = None, json_output: JsonOption = False) -> 
 
 
 def print_summary(summary: dict[str, object]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from claimsync_console.cli.output import wide_when_piped
 
     table = Table(title="ClaimSync status")
     table.add_column("what")
@@ -50,15 +51,16 @@ def print_summary(summary: dict[str, object]) -> None:
                 table.add_row(f"{key}: {sub}", str(sub_value))
         else:
             table.add_row(key.replace("_", " "), str(value))
-    Console(markup=False).print(table)
+    wide_when_piped(markup=False).print(table)
 
 
 def print_dashboard(board: dict[str, Any]) -> None:
     """The JSON-ready dashboard (``engine.status.dashboard_json``) as three small tables."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(markup=False, highlight=False)  # adapter names are data, not markup
+    from claimsync_console.cli.output import wide_when_piped
+
+    console = wide_when_piped(markup=False, highlight=False)  # adapter names are data, not markup
     stages = Table(title="Pipeline")
     for name in ("stage", "count", "amount"):
         stages.add_column(name, justify="left" if name == "stage" else "right")

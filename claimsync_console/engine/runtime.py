@@ -42,10 +42,32 @@ def redact_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
+POSTGRES_EXTRA_HINT = (
+    "PostgreSQL needs the postgres extra: pip install 'claimsync-console[postgres]' "
+    "(from a checkout: pip install -e '.[postgres]')"
+)
+
+
+def _missing_driver(url: str, error: ImportError) -> StoreUnavailableError:
+    """A database driver that is not installed is a set-up step, not a crash: say which."""
+    module = error.name or str(error)
+    if module.split(".")[0] in ("psycopg", "psycopg2") or url.startswith("postgres"):
+        return StoreUnavailableError(f"{POSTGRES_EXTRA_HINT} (no module {module!r})")
+    return StoreUnavailableError(
+        f"cannot open the database {redact_url(url)}: its driver is not installed "
+        f"(no module {module!r})"
+    )
+
+
 def open_store(url: str, *, migrate: bool = True) -> Store:
-    """A store at ``url``, migrated to the newest schema unless ``migrate`` is False."""
+    """A store at ``url``, migrated to the newest schema unless ``migrate`` is False. Only
+    creating the engine imports the driver, so only there is an ImportError a missing driver
+    (one raised by a migration would be a bug, and stays one)."""
     try:
-        engine = make_engine(url)
+        try:
+            engine = make_engine(url)
+        except ImportError as error:
+            raise _missing_driver(url, error) from error
         if migrate:
             upgrade_to_head(engine)
     except (SQLAlchemyError, OSError, ValueError) as error:

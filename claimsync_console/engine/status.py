@@ -18,21 +18,25 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import ZERO, WorkItemKind
+from claimsync_console.domain import ZERO, StatusCategoryClass, WorkItemKind
 from claimsync_console.engine.breaker import BreakerStatus, status_of
 from claimsync_console.store import queries_status as q
+from claimsync_console.store.models import FILE_STATUSES
 
 
 def store_summary(session: Session) -> dict[str, Any]:
-    """What the store holds, JSON-ready (money as decimal strings)."""
+    """What the store holds, JSON-ready (money as decimal strings). ``files`` and
+    ``acknowledgements`` carry every status, 0 when none: a script reads ``files.quarantined``
+    without first asking whether the key is there (docs/cli.md)."""
     claims, billed = q.claim_totals(session)
     payments, paid = q.claim_payment_totals(session)
     checks, payment_total = q.remittance_totals(session)
+    acks = [c.value for c in StatusCategoryClass]
     return {
-        "files": q.source_file_counts(session),
+        "files": {**dict.fromkeys(FILE_STATUSES, 0), **q.source_file_counts(session)},
         "claims": claims,
         "billed_total": str(billed),
-        "acknowledgements": q.claim_status_counts(session),
+        "acknowledgements": {**dict.fromkeys(acks, 0), **q.claim_status_counts(session)},
         "remittances": checks,
         "payment_total": str(payment_total),
         "claim_payments": payments,

@@ -62,6 +62,8 @@ def test_quarantined_file_exits_1_with_its_finding(database: str) -> None:
     (row,) = json_lines(result.stdout)
     assert row["status"] == "quarantined"
     finding = row["findings"][0]
+    assert list(finding) == ["severity", "file", "segment_index", "segment_id", "code", "message"]
+    assert finding["file"] == row["file"] == str(NOT_X12)  # docs/cli.md: each finding's file
     assert finding["severity"] == "fatal"
     assert finding["segment_index"] == 1
     assert "not X12" in finding["message"]
@@ -81,6 +83,19 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no such file" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_status_json_names_every_file_and_acknowledgement_status(database: str) -> None:
+    """docs/cli.md promises the keys: 0 when none, so a script never checks for a key."""
+    assert run("init", "--database", database).exit_code == 0
+    empty = run("status", "--database", database, "--json")
+    assert empty.exit_code == 0, empty.output
+    summary = json.loads(empty.stdout)
+    assert summary["files"] == {"received": 0, "loaded": 0, "duplicate": 0, "quarantined": 0}
+    assert summary["acknowledgements"] == {"accepted": 0, "rejected": 0, "pending": 0, "other": 0}
+    assert run("ingest", str(NOT_X12), "--database", database).exit_code == 1
+    files = json.loads(run("status", "--database", database, "--json").stdout)["files"]
+    assert files == {"received": 0, "loaded": 0, "duplicate": 0, "quarantined": 1}
 
 
 def test_bad_database_url_is_a_clear_error() -> None:
@@ -120,4 +135,5 @@ def test_sample_generate_then_demo(tmp_path: Path) -> None:
     billed = sum(counts.get(k, 0) for k in ("claims_837I", "claims_837P", "replacement_claims"))
     assert summary["claims"] == billed
     assert summary["claim_payments"] == counts["claim_payments"]
-    assert summary["files"] == {"loaded": loaded}
+    assert summary["files"] == {"received": 0, "loaded": loaded, "duplicate": 0, "quarantined": 0}
+    assert set(summary["acknowledgements"]) == {"accepted", "rejected", "pending", "other"}

@@ -111,7 +111,7 @@ AUDIT_ROW: dict[str, Check] = {
 }  # fmt: skip
 VERIFY: dict[str, Check] = {
     "intact": BOOL, "rows": INT, "first_broken_id": nullable(INT),
-    "first_broken": nullable(DICT), "why": STR,
+    "first_broken": nullable(DICT), "why": STR, "head": nullable(STR),
 }  # fmt: skip
 RULES: dict[str, Check] = {
     "file": STR, "valid": BOOL, "problems": LIST, "summary": nullable(DICT),

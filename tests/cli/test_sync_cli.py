@@ -74,6 +74,7 @@ def test_sync_run_closes_the_adapter_so_the_batch_file_adapter_seals_its_last_ba
 def test_an_unknown_erp_adapter_is_a_usage_error(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert runner.invoke(app, ["init"]).exit_code == 0  # sync run needs a database
     monkeypatch.setenv("CLAIMSYNC_ERP_ADAPTER", "no-such-erp")
     result = runner.invoke(app, ["sync", "run", "--once"])
     assert result.exit_code == 2
@@ -85,6 +86,7 @@ def test_an_unknown_erp_adapter_is_a_usage_error(
 def test_bad_adapter_options_are_a_usage_error(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAIMSYNC_ERP_ADAPTER", "batchfile")  # its `outbound` is required
     monkeypatch.delenv("CLAIMSYNC_ADAPTER_BATCHFILE_OUTBOUND", raising=False)
+    assert runner.invoke(app, ["init"]).exit_code == 0
     result = runner.invoke(app, ["sync", "run", "--once"])
     assert result.exit_code == 2
     assert "configuration error" in result.stderr and "outbound" in result.stderr
