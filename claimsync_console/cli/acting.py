@@ -19,6 +19,7 @@ from claimsync_console.cli.common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE,
     fail,
+    open_cli_store,
     settings_for,
     store_session,
 )
@@ -38,7 +39,6 @@ class Acting:
     def __init__(self, database: str | None, operator: str | None) -> None:
         from claimsync_console.cli.output import triage_errors
         from claimsync_console.engine.rules import RulesError, load_rules
-        from claimsync_console.engine.runtime import open_store
         from claimsync_console.engine.triage import TriageService
 
         settings = settings_for(database, operator)
@@ -47,7 +47,7 @@ class Acting:
         except (RulesError, OSError) as error:
             fail(f"posting rules: {error}")
         self.operator, self.role = settings.resolved_operator, settings.role
-        self.store = open_store(settings.resolved_database_url)
+        self.store = open_cli_store(settings)
         try:
             with triage_errors():
                 self.service: TriageService = TriageService(
@@ -161,12 +161,30 @@ def single(
     report(action, session, [outcome], json_output, single=True, subject=subject)
 
 
-def confirm_bulk(action: str, preview: Preview, *, yes: bool) -> None:
+def capped(
+    session: Acting, action: str, selection: Any, preview: Preview, max_items: int | None
+) -> tuple[Any, Preview]:
+    """With ``--max N`` under what matched: the first N items (the order bulk takes them in)
+    as explicit ids, and their own preview, so what is shown and confirmed is what is acted on.
+    Past the preview's id list (1,000) the filter and the whole preview stay."""
+    if max_items is None or max_items < 1 or preview.count <= max_items:
+        return selection, preview
+    if isinstance(selection, list):
+        first = list(dict.fromkeys(selection))[:max_items]
+    elif len(preview.ids) >= max_items:
+        first = list(preview.ids[:max_items])
+    else:
+        return selection, preview
+    return first, session.service.preview(action, first)
+
+
+def confirm_bulk(action: str, preview: Preview, *, yes: bool, left: int = 0) -> None:
     """Ask on a terminal; refuse (exit 2) without one unless ``--yes`` was given."""
     from claimsync_console.cli.output import money, say
 
     shown = ", ".join(str(i) for i in preview.ids[:20]) + (" …" if len(preview.ids) > 20 else "")
-    say(f"{action}: {preview.count} item(s), {money(preview.total)} ({shown})")
+    later = f"; {left} more matched, left for a later run (--max)" if left > 0 else ""
+    say(f"{action}: {preview.count} item(s), {money(preview.total)} ({shown}){later}")
     if yes:
         return
     if not sys.stdin.isatty():
@@ -203,8 +221,12 @@ def bulk(
                 preview = Preview(action, 0, ZERO, ())
             else:
                 preview = session.service.preview(action, selection)
+            matched = preview.count
+            selection, preview = capped(session, action, selection, preview, max_items)
             if not dry_run and preview.count > 0:
-                confirm_bulk(action.replace("_", "-"), preview, yes=yes)
+                confirm_bulk(
+                    action.replace("_", "-"), preview, yes=yes, left=matched - preview.count
+                )
                 applied = session.service.bulk(action, selection, max_items=max_items, **options)
                 done = applied if isinstance(applied, BulkResult) else None
     finally:
@@ -220,7 +242,7 @@ def bulk(
     ]
     report(
         action, session, outcomes, json_output, preview=preview, dry_run=dry_run,
-        truncated=bool(done is not None and done.truncated),
+        truncated=bool(done is not None and (done.truncated or matched > preview.count)),
     )  # fmt: skip
 
 

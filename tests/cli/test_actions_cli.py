@@ -77,6 +77,9 @@ def test_max_caps_a_bulk_retry_and_says_so(cli: Cli) -> None:
     result = cli.run("retry", "--queue", "dead-letter", "--yes", "--max", "2")
     assert result.exit_code == 0
     assert "more items matched than --max" in result.stderr
+    first = ", ".join(str(i.id) for i in dead[:2])  # the preview shows what is acted on
+    assert "retry: 2 item(s), " in result.stderr and f"({first});" in result.stderr
+    assert f"{len(dead) - 2} more matched, left for a later run" in result.stderr
     assert len(cli.items("dead_letter")) == len(dead) - 2
     capped = cli.json("retry", "--queue", "dead-letter", "--yes", "--max", "1")
     assert capped["truncated"] is True and len(capped["results"]) == 1
@@ -156,7 +159,9 @@ def test_on_a_terminal_a_bulk_action_asks_first(cli: Cli) -> None:
 def test_remap_to_a_claim(cli: Cli) -> None:
     item = cli.items("unmatched_remittance")[0]
     claim_id = item.details["candidates"][0]["claim_id"]
-    result = cli.run("remap", str(item.id), "--claim", str(claim_id), "--note", "by hand")
+    # every candidate in the sample already has its own payment: the remap must be forced
+    result = cli.run("remap", str(item.id), "--claim", str(claim_id), "--note", "by hand",
+                     "--force")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert f"matched to claim {claim_id}" in result.stdout
     assert cli.item(item.id).state == "resolved" and cli.item(item.id).claim_id == claim_id
