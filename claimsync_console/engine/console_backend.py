@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,6 +26,7 @@ from claimsync_console.engine.runtime import Store, open_store
 from claimsync_console.engine.triage import TriageService, UsageError
 from claimsync_console.settings import Settings
 from claimsync_console.store import queries_queue as qq
+from claimsync_console.store import queue_search as qs
 from claimsync_console.store.queries_engine import OPEN_STATES
 from claimsync_console.store.queries_queue import ErrorGroup, QueueRow
 
@@ -260,7 +261,7 @@ class ConsoleBackend:
         ``before_key`` for the previous one."""
         if sort not in qq.SORT_KEYS:
             raise UsageError(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
-        where = self._where(queue, wanted)
+        where = self._where(queue, self._payer_resolved(wanted))
         cap = TEXT_COUNT_CAP if where.text else COUNT_CAP
         with self.sessions() as session:
             rows = qq.queue_rows(
@@ -295,7 +296,19 @@ class ConsoleBackend:
     def error_groups(self, queue: str, wanted: QueueFilter | None = None) -> list[ErrorGroup]:
         """The queue's open items by error signature, biggest first."""
         with self.sessions() as session:
-            return qq.error_groups(session, self._where(queue, wanted))
+            return qq.error_groups(session, self._where(queue, self._payer_resolved(wanted)))
+
+    def _payer_resolved(self, wanted: QueueFilter | None) -> QueueFilter | None:
+        """``payer:`` takes an id or a piece of a name (the queue shows names): one payer on
+        file becomes its id; several are said, never guessed; none leaves the text as an id."""
+        if wanted is None or not wanted.payer:
+            return wanted
+        with self.sessions() as session:
+            found = qs.payers_like(session, wanted.payer)
+        if len(found) <= 1:
+            return replace(wanted, payer=found[0][0]) if found else wanted
+        named = ", ".join(f"{name} ({pid})" for pid, name in found)
+        raise UsageError(f"payer:{wanted.payer} matches {len(found)} payers: {named}")
 
     @staticmethod
     def _where(queue: str, wanted: QueueFilter | None) -> qq.QueueWhere:

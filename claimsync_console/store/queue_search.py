@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import bindparam, column, func, literal_column, select, table
 from sqlalchemy.orm import Session
 
+from claimsync_console.store.models import ClaimRow, Remittance
 from claimsync_console.store.models_engine import WORK_ITEM_KINDS, WorkItem
 
 #: The fields free text looks in (and the only ones indexed); never PHI.
@@ -99,3 +100,25 @@ def pg_contains(text: str) -> Any:
         joined = joined + literal_column("E'\\n'") + getattr(WorkItem, name)
     escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return joined.ilike(f"%{escaped}%", escape="/")
+
+
+def payers_like(session: Session, typed: str, *, limit: int = 10) -> list[tuple[str, str]]:
+    """(payer id, payer name) of the payers whose id is ``typed`` or whose name contains it, any
+    case, from the remittances and claims on file. The queue shows payer names while its index
+    holds ids, so a ``payer:`` filter is turned into ids here, once, and stays an equality."""
+    needle = typed.strip()
+    found: dict[str, str] = {}
+    for model in (Remittance, ClaimRow):
+        rows = session.execute(
+            select(model.payer_identifier, func.max(model.payer_name))
+            .where(
+                (func.upper(model.payer_identifier) == needle.upper())
+                | func.lower(model.payer_name).contains(needle.lower(), autoescape=True)
+            )
+            .group_by(model.payer_identifier)
+            .limit(limit)
+        )
+        for payer_id, name in rows:
+            found.setdefault(str(payer_id).upper(), str(name))
+    exact = {pid: name for pid, name in found.items() if pid == needle.upper()}
+    return sorted((exact or found).items())[:limit]
