@@ -8,8 +8,11 @@ so the screen stays responsive while the database works. Every error becomes a s
 service's typed errors say what the operator can do about them, and anything else (a database
 that went away) is named by its type, never shown as a traceback.
 
-On a selection of several items the runner previews the count and dollars first and asks for
-confirmation; above ``bulk_confirm_typed_above`` items the operator types the count.
+Before any dialog the runner checks that the action applies to the items (their kinds and
+states, ``console_checks``), so that a wrong key costs one notice, not a note typed in vain. On
+a selection of several items it previews the count and dollars and asks for confirmation;
+above ``bulk_confirm_typed_above`` items the operator types the count. Cancelling keeps the
+queue's marks: ``ActionFinished`` then names no item.
 """
 
 from __future__ import annotations
@@ -25,18 +28,30 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import NoActiveWorker, get_current_worker
 
+from claimsync_console.console.action_messages import (
+    Failed,
+    bulk_summary,
+    describe_error,
+    erp_note,
+    in_dollars,
+)
 from claimsync_console.console.modals import (
     ConfirmDialog,
     NoteDialog,
-    RemapChoice,
-    RemapDialog,
     ReverseChoice,
     ReverseDialog,
     WriteOffChoice,
     WriteOffDialog,
     money,
 )
+from claimsync_console.console.remap_dialog import RemapDialog, RemapPayment
 from claimsync_console.engine.claim_search import search_claims
+from claimsync_console.engine.console_checks import (
+    MarkedItem,
+    action_refusal,
+    common_carc,
+    marked_items,
+)
 from claimsync_console.engine.console_detail import (
     ItemView,
     approve_refusal_for,
@@ -47,12 +62,8 @@ from claimsync_console.engine.console_detail import (
 from claimsync_console.engine.triage_model import (
     ActionResult,
     BulkResult,
-    ConflictError,
-    InvalidTransitionError,
-    PermissionDeniedError,
     Preview,
     TriageError,
-    UnresolvedError,
 )
 from claimsync_console.settings import Settings
 
@@ -83,7 +94,9 @@ SINGLE_ONLY = ("reverse",)
 
 class ActionFinished(Message):
     """Posted to every screen (and the app) after an action, whatever its outcome, so that
-    queues and the detail reload what changed."""
+    queues and the detail reload what changed. ``item_ids``: the items the service was asked
+    to act on; empty when the operator cancelled or the action was refused before it ran
+    (nothing changed, so a queue keeps its marks)."""
 
     bubble = False
 
@@ -91,48 +104,6 @@ class ActionFinished(Message):
         super().__init__()
         self.action = action
         self.item_ids = list(item_ids)
-
-
-class Failed:
-    """An error a thread worker caught, to be said on the UI side."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def describe_error(action: str, error: BaseException) -> tuple[str, str]:
-    """(message, severity) for an error: what happened and what the operator can do."""
-    verb = action.replace("_", " ")
-    if isinstance(error, ConflictError):
-        return f"Conflict: {error.message}", "warning"
-    if isinstance(error, PermissionDeniedError):
-        return f"Not allowed: {error.message}", "error"
-    if isinstance(error, InvalidTransitionError | UnresolvedError):
-        return f"Cannot {verb}: {error.message}", "warning"
-    if isinstance(error, TriageError):
-        return f"{verb.capitalize()}: {error.message}", "warning"
-    if _from_the_store(error):
-        return (
-            f"{verb.capitalize()} failed: the database did not answer ({type(error).__name__})."
-            " Nothing was changed; try again.",
-            "error",
-        )
-    return (
-        f"{verb.capitalize()} failed unexpectedly ({type(error).__name__}); nothing is known"
-        " to have changed: reload the item. The log has the details.",
-        "error",
-    )
-
-
-def _from_the_store(error: BaseException) -> bool:
-    """A database or connection error (the console cannot import SQLAlchemy to name it). Its
-    text is not shown: a driver's message may quote the SQL and its values."""
-    module = type(error).__module__
-    return (
-        module.startswith(("sqlalchemy", "psycopg", "sqlite3"))
-        or isinstance(error, OSError)
-        or type(error).__name__ == "StoreUnavailableError"
-    )
 
 
 class ActionRunner:
@@ -147,6 +118,7 @@ class ActionRunner:
             typed_above = int(source.bulk_confirm_typed_above)
         self.typed_above = typed_above
         self.busy = False
+        self.acted = False  # whether the current run reached the service
 
     @property
     def backend(self) -> Any:
@@ -202,7 +174,7 @@ class ActionRunner:
         if self.busy:
             self.app.notify("Another action is still open; finish it first.", severity="warning")
             return
-        self.busy = True
+        self.busy, self.acted = True, False
         try:
             if len(ids) == 1:
                 await self._single(action, ids[0], (versions or {}).get(ids[0]))
@@ -211,10 +183,10 @@ class ActionRunner:
         except Exception as error:  # a bug must not take the console down with it
             log.exception("console action %s failed", action)
             message, _ = describe_error(action, error)
-            self.app.notify(message, severity="error", timeout=10)
+            self.app.notify(message, severity="error", timeout=10, markup=False)
         finally:
             self.busy = False
-            self._finished(action, ids)
+            self._finished(action, ids if self.acted else [])
 
     # -- one item ------------------------------------------------------------------------------
 
@@ -223,10 +195,14 @@ class ActionRunner:
         if isinstance(view, Failed):
             self._tell(action, view)
             return
+        if why := action_refusal(action, [MarkedItem.of(view.item)]):
+            self.app.notify(why, severity="warning", timeout=10, markup=False)
+            return
         version = view.item["version"] if version is None else version
         call = await self._ask_single(action, view, version)
         if call is None:
             return
+        self.acted = True
         self._tell(action, await self._call(self._perform, call))
 
     async def _ask_single(
@@ -246,15 +222,13 @@ class ActionRunner:
             return partial(
                 triage.remap, item_id, reprocess=True, note=note, expected_version=version
             )
-        if action == "remap":
+        if action == "remap":  # the dialog remaps (a refusal is shown in it): the result
             search = partial(search_claims, self.backend.sessions)
-            picked: RemapChoice | None = await self._ask(
-                RemapDialog(item_id, view.candidates, search)
-            )
-            if picked is None:
-                return None
-            return partial(triage.remap, item_id, claim_id=picked.claim_id, note=picked.note,
-                           expected_version=version)  # fmt: skip
+            remapped = await self._ask(RemapDialog(
+                item_id, RemapPayment.of(view.item, view.payment), view.candidates, search,
+                partial(triage.remap, item_id, expected_version=version),
+            ))  # fmt: skip
+            return None if remapped is None else partial(_made, remapped)
         if action == "write_off":
             chosen: WriteOffChoice | None = await self._ask(self._write_off_dialog(
                 f"Write off work item {item_id} ({money(view.item['amount'])})",
@@ -276,7 +250,7 @@ class ActionRunner:
                 return None
             return partial(triage.reverse, undo.action_id, note=undo.note)
         if action == "approve" and (why := approve_refusal_for(view, triage)):
-            self.app.notify(f"Not allowed: {why}", severity="error", timeout=10)
+            self.app.notify(f"Not allowed: {why}", severity="error", timeout=10, markup=False)
             return None  # said before the note, not after the analyst wrote one
         verb = "Approve" if action == "approve" else "Ignore"
         note = await self._ask(NoteDialog(
@@ -303,25 +277,37 @@ class ActionRunner:
             self.app.notify(f"{LABELS[action][0]} works on one item at a time.", severity="warning")
             return
         name = BULK_NAMES.get(action, action)
+        items = await self._call(marked_items, self.backend.sessions, ids)
+        if isinstance(items, Failed):
+            self._tell(action, items)
+            return
+        if why := action_refusal(action, items):
+            self.app.notify(why, severity="warning", timeout=10, markup=False)
+            return
         preview = await self._call(self.backend.triage.preview, name, ids)
         if isinstance(preview, Failed):
             self._tell(action, preview)
             return
-        options = await self._ask_bulk(action, preview)
+        options = await self._ask_bulk(action, preview, items)
         if options is None:
             return
         typed = preview.count > self.typed_above
         if not await self._ask(ConfirmDialog(name, preview.count, preview.total, typed=typed)):
             return
         apply = partial(self.backend.triage.bulk, name, ids, **options)
+        self.acted = True
         self._tell(action, await self._call(self._perform, apply))
 
-    async def _ask_bulk(self, action: str, preview: Preview) -> dict[str, Any] | None:
+    async def _ask_bulk(
+        self, action: str, preview: Preview, items: list[MarkedItem]
+    ) -> dict[str, Any] | None:
         what = f"{preview.count} items ({money(preview.total)})"
-        if action == "write_off":
-            chosen: WriteOffChoice | None = await self._ask(
-                self._write_off_dialog(f"Write off {what}", {}, None)
-            )
+        if action == "write_off":  # the items' own CARC when they share one, as for one item
+            carc = common_carc(items, list(self.backend.triage.rules.write_offs))
+            shared = f", all {carc}" if carc else ", mixed reasons"
+            chosen: WriteOffChoice | None = await self._ask(self._write_off_dialog(
+                f"Write off {what}{shared}", {"carcs": [carc]} if carc else {}, None
+            ))  # fmt: skip
             return None if chosen is None else {"reason": chosen.reason, "note": chosen.note}
         if action == "retry":
             return {}
@@ -370,26 +356,20 @@ class ActionRunner:
             return done, []
 
     def _tell(self, action: str, outcome: Any) -> None:
+        """Every notice here quotes the service's or the ERP's words (an item's error, a
+        payer's claim number): ``markup=False``, so ``[/b]`` or ``[unknown_account]`` in them
+        is shown as it is instead of crashing the toast or vanishing."""
         if isinstance(outcome, Failed):
             message, severity = describe_error(action, outcome.error)
-            self.app.notify(message, severity=severity, timeout=10)  # type: ignore[arg-type]
+            self.app.notify(message, severity=severity, timeout=10, markup=False)  # type: ignore[arg-type]
             return
         done, down = outcome
-        note = _erp_note(down)
+        note = erp_note(down)
         if isinstance(done, BulkResult):
-            self._tell_bulk(action, done, note)
+            text, severity = bulk_summary(action, done)
+            self.app.notify(text + note, severity=severity, timeout=10, markup=False)  # type: ignore[arg-type]
         elif isinstance(done, ActionResult):
-            self.app.notify(done.message + note, timeout=8)
-
-    def _tell_bulk(self, action: str, done: BulkResult, note: str) -> None:
-        verb = action.replace("_", " ")
-        text = f"{verb.capitalize()}: {done.succeeded} done, {done.failed} failed"
-        failures = [o for o in done.outcomes if not o.ok][:3]
-        text += "".join(f"\n• item {o.item_id}: {o.error}" for o in failures)
-        if done.failed > len(failures):
-            text += f"\n• and {done.failed - len(failures)} more"
-        severity = "warning" if done.failed else "information"
-        self.app.notify(text + note, severity=severity, timeout=10)  # type: ignore[arg-type]
+            self.app.notify(in_dollars(done.message) + note, timeout=8, markup=False)
 
     def _finished(self, action: str, ids: list[int]) -> None:
         for screen in self.app.screen_stack:
@@ -397,10 +377,6 @@ class ActionRunner:
         self.app.post_message(ActionFinished(action, ids))
 
 
-def _erp_note(down: list[str]) -> str:
-    if not down:
-        return ""
-    return (
-        f"\nThe ERP is down ({', '.join(down)} circuit open): the posting waits in the outbox"
-        " and goes through when the ERP answers again."
-    )
+def _made(result: Any) -> Any:
+    """A service call a dialog already made (the remap dialog): its result, for ``_perform``."""
+    return result

@@ -41,6 +41,7 @@ from claimsync_console.store import queries_items as qi
 from claimsync_console.store import queries_outbox as qo
 from claimsync_console.store import queries_status as qs
 from claimsync_console.store.models import ClaimRow
+from claimsync_console.store.models_engine import WorkItem
 from claimsync_console.store.queries import get_blob
 from claimsync_console.x12.tokenizer import TokenizerError, tokenize
 
@@ -98,6 +99,8 @@ class ItemView:
     attempts: list[dict[str, Any]]
     outbox: dict[str, Any] | None
     reversible: list[dict[str, Any]] = field(default_factory=list)
+    #: an approval's origin: the item whose write-off it asks for (id, kind, state, amount)
+    origin: dict[str, Any] | None = None
 
     @property
     def item_id(self) -> int:
@@ -119,6 +122,7 @@ def load_item_view(
             truncated = bool(base["segments_truncated"])
         posting = _posting(session, rules, item, payment, now)
         claim = _claim(session, _claim_id(session, item))
+        origin = _origin(session, item.details or {})
     return ItemView(
         item=base["item"],
         claim=claim,
@@ -132,6 +136,7 @@ def load_item_view(
         attempts=base["attempts"],
         outbox=base["outbox"],
         reversible=reversible_actions(base["actions"]),
+        origin=origin,
     )
 
 
@@ -195,6 +200,25 @@ def _claim_id(session: Session, item: Any) -> int | None:
     return match.claim_id if match is not None else None
 
 
+def _origin(session: Session, details: dict[str, Any]) -> dict[str, Any] | None:
+    """The item a write-off approval was requested on: a supervisor must see what they
+    approve (its note is the approval's ``details.origin``)."""
+    wanted = (details.get("origin") or {}).get("work_item_id")
+    row = session.get(WorkItem, int(wanted)) if wanted is not None else None
+    if row is None:
+        return None
+    return {"id": row.id, "kind": row.kind, "state": row.state, "amount": row.amount}
+
+
+def _service_date(payment: ClaimPayment) -> str:
+    """The payment's first date of service (the CLP's statement date, else a line's): what a
+    remap compares with the claim's."""
+    found = [d.value for d in payment.dates if d.qualifier == "232" and d.value]
+    for service in payment.services:
+        found += [d.value for d in service.dates if d.qualifier in ("472", "150") and d.value]
+    return found[0].isoformat() if found else ""
+
+
 def _dates(start: date | None, end: date | None) -> str:
     if start is None:
         return ""
@@ -221,6 +245,7 @@ def _payment_json(payment: ClaimPayment | None) -> dict[str, Any] | None:
         "paid": payment.paid,
         "patient_responsibility": payment.patient_responsibility,
         "payer_claim_control_number": payment.payer_claim_control_number,
+        "service_date": _service_date(payment),
         "services": [
             (s.procedure_code or s.revenue_code, s.charge, s.paid) for s in payment.services
         ],

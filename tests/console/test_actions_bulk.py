@@ -3,6 +3,7 @@ palette, and errors that are not the service's own: always a sentence, never a t
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,11 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from claimsync_console.console.modals import ConfirmDialog, NoteDialog, WriteOffDialog
+from claimsync_console.console.screens.queue import QueueScreen
+from claimsync_console.engine.console_backend import ConsoleBackend
+from tests.console.conftest import make_app
 from tests.console.detail_world import (
+    SIZE,
     DetailApp,
     World,
     dialog,
@@ -82,29 +87,58 @@ def test_bulk_retry_below_the_setting_asks_yes_or_no_and_posts(world: World) -> 
 
 
 def test_bulk_reports_each_failure_and_cancel_changes_nothing(world: World) -> None:
-    denial, approval = world.denial(), world.items("approval")[0]
+    denial, other = [i for i in world.items("denial") if i.amount <= 500][:2]
     app = DetailApp(world.backend(), typed_above=5)
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await settle(pilot)
-        app.action_runner.start("write_off", [denial.id, approval.id])
+        app.action_runner.start("write_off", [denial.id, other.id])
         await dialog(pilot, WriteOffDialog)
         await pilot.press("escape")
         await finished(pilot)
         assert world.item(denial.id).state == "open"
-        app.action_runner.start("write_off", [denial.id, approval.id])
+        assert app.finished[-1].item_ids == []  # cancelled: a queue keeps its marks
+        app.action_runner.start("write_off", [denial.id, other.id])
         await dialog(pilot, WriteOffDialog)
         await type_into(pilot, "#note", "small")
         await pilot.press("enter")
         await dialog(pilot, ConfirmDialog)
+        world.backend("bob").triage.ignore(other.id, note="billed again")  # meanwhile
         await pilot.press("enter")
         await finished(pilot, 2)
 
     run(app, scenario)
     said, severity = app.said[-1]
     assert said.startswith("Write off: 1 done, 1 failed") and severity == "warning"
-    assert f"item {approval.id}: work item {approval.id} is a approval item" in said
+    assert f"item {other.id}: work item {other.id} is ignored" in said
     assert world.item(denial.id).state == "written_off"
+
+
+def test_cancelling_a_bulk_confirmation_keeps_the_marks(backend: ConsoleBackend) -> None:
+    """Issue: Escape at "Ignore 2 items?" used to clear every mark of the queue."""
+    app = make_app(backend)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_queue("rejected")
+            await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.loads,
+                        "the queue loaded")  # fmt: skip
+            queue = app.screen
+            assert isinstance(queue, QueueScreen)
+            await pilot.press("space", "space")
+            marked = dict(queue.marked)
+            assert len(marked) == 2
+            await pilot.press("i")
+            await dialog(pilot, NoteDialog)
+            await type_into(pilot, "#note", "billed again")
+            await pilot.press("enter")
+            await dialog(pilot, ConfirmDialog)
+            loads = queue.loads
+            await pilot.press("escape")
+            await until(pilot, lambda: queue.loads > loads and not app.actions.busy, "reloaded")
+            assert queue.marked == marked
+
+    asyncio.run(main())
 
 
 # --------------------------------------------------------------------------- the palette

@@ -12,10 +12,10 @@ from textual.widgets import DataTable, Input
 
 from claimsync_console.console.modals import (
     NoteDialog,
-    RemapDialog,
     ReverseDialog,
     WriteOffDialog,
 )
+from claimsync_console.console.remap_dialog import RemapDialog
 from claimsync_console.engine.breaker import BreakerPolicy, record_failure
 from claimsync_console.engine.console_detail import approve_refusal_for, load_item_view
 from tests.console.detail_world import (
@@ -50,9 +50,10 @@ def test_remap_to_a_candidate_posts_the_payment(world: World) -> None:
         await pilot.press("m")
         picker = await dialog(pilot, RemapDialog)
         assert picker.query_one("#claims", DataTable).row_count == len(item.details["candidates"])
+        await pilot.press("down", "enter")  # to the candidates, choose the first
         await type_into(pilot, "#note", "typo in CLP01")
-        await pilot.press("enter")
-        await finished(pilot)
+        await pilot.press("enter", "enter")  # the note, then the Remap button
+        await remapped(pilot, picker)
 
     run(app, scenario)
     done = world.item(item.id)
@@ -62,6 +63,21 @@ def test_remap_to_a_candidate_posts_the_payment(world: World) -> None:
     assert (row.operator, row.target, row.note) == ("alice", f"claim:{best}", "typo in CLP01")
     assert world.drain().posted == 1
     world.posted(done.outbox_id)
+
+
+async def remapped(pilot: Pilot[Any], picker: RemapDialog) -> None:
+    """Wait for the remap; if the service asks to confirm a claim that looks wrong (the charge
+    differs from every candidate's billed amount in the sample), confirm with Remap anyway."""
+    force = picker.query_one("#force")
+    await until(pilot, lambda: app_left(pilot, picker) or force.display, "remapped or refused")
+    if not app_left(pilot, picker):
+        await pilot.pause()  # the refusal's line moved the buttons
+        await pilot.click("#force")
+    await finished(pilot)
+
+
+def app_left(pilot: Pilot[Any], picker: RemapDialog) -> bool:
+    return picker not in pilot.app.screen_stack
 
 
 def test_remap_by_searching_the_claims(world: World) -> None:
@@ -79,7 +95,7 @@ def test_remap_by_searching_the_claims(world: World) -> None:
         await loaded(pilot)
         await pilot.press("m")
         picker = await dialog(pilot, RemapDialog)
-        await pilot.press(*str(target.claim_id))  # typing over the candidates searches
+        await pilot.press(*str(target.claim_id))  # the search box has focus
         assert picker.query_one("#search", Input).value == str(target.claim_id)
         table = picker.query_one("#claims", DataTable)
         await until(
@@ -87,10 +103,12 @@ def test_remap_by_searching_the_claims(world: World) -> None:
             lambda: table.row_count >= 1 and table.get_row_at(0)[0] == str(target.claim_id),
             "the search found the claim",
         )
-        await pilot.press("down")  # from the search to the claims, then Enter picks
+        await pilot.press("down")  # from the search to the claims, then Enter chooses
         assert picker.focused is table
         await pilot.press("enter")
-        await finished(pilot)
+        assert picker.query_one("#confirm").display
+        await pilot.click("#remap")
+        await remapped(pilot, picker)
 
     run(app, scenario)
     assert world.item(item.id).claim_id == target.claim_id

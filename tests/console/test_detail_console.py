@@ -15,10 +15,10 @@ from textual.widgets import Static
 from claimsync_console.console.modals import (
     ConfirmDialog,
     NoteDialog,
-    RemapDialog,
     ReverseDialog,
     WriteOffDialog,
 )
+from claimsync_console.console.remap_dialog import RemapDialog
 from claimsync_console.console.screens.detail import MASK, DetailScreen
 from claimsync_console.console.screens.detail import _candidates as candidates_table
 from claimsync_console.engine.claim_search import search_claims

@@ -174,8 +174,8 @@ class DashboardScreen(Screen[None]):
         self.query_one("#postings", Sparkline).data = [float(n) for n in per_minute]
         self._fill_queues(board)
         backend = self.claimsync.backend
-        self.query_one("#dash-status", Static).update(
-            f"as of {fmt.clock(board.at)} · operator {backend.operator} ({backend.role})"
+        self.query_one("#dash-status", Static).update(  # the operator's name, as it is
+            fmt.plain(f"as of {fmt.clock(board.at)} · operator {backend.operator} ({backend.role})")
         )
 
     def _fill_queues(self, board: Dashboard) -> None:
@@ -187,7 +187,7 @@ class DashboardScreen(Screen[None]):
             aging = board.aging_by_queue.get(tile.kind, ())
             buckets = [fmt.count(b.count) for b in aging] or ["0"] * 4
             table.add_row(
-                fmt.QUEUE_TITLES.get(name, name),
+                fmt.plain(fmt.QUEUE_TITLES.get(name, name)),
                 Text(fmt.count(tile.count), justify="right"),
                 Text(fmt.money(tile.amount), justify="right"),
                 fmt.age_since(tile.oldest, board.at),
@@ -279,7 +279,7 @@ def _adapters(board: Dashboard) -> Table:
         table.add_row("none yet", "", "", "", "")
     for adapter in board.adapters:
         table.add_row(
-            adapter.adapter,
+            fmt.plain(adapter.adapter),  # a name from the settings: not markup
             Text(adapter.circuit_state.replace("_", "-"),
                  style=CIRCUIT_STYLE.get(adapter.circuit_state, "")),
             fmt.age_since(adapter.last_success_at, board.at) + " ago"

@@ -35,6 +35,7 @@ from claimsync_console.console.actions import (
 )
 from claimsync_console.console.modals import NoteDialog, money
 from claimsync_console.console.palette import runner_for
+from claimsync_console.console.widgets.fmt import PlainTable, plain
 from claimsync_console.engine.console_detail import ItemView, load_item_view
 from claimsync_console.engine.triage_model import RevealedPhi
 
@@ -107,7 +108,7 @@ class DetailScreen(Screen[None]):
     def on_detail_screen_loaded(self, loaded: Loaded) -> None:
         if loaded.view is None:
             message, _ = describe_error("open", loaded.error or RuntimeError("no view"))
-            self.query_one("#summary", Static).update(message)
+            self.query_one("#summary", Static).update(plain(message))
             return
         self.view = loaded.view
         self._render_view(loaded.view)
@@ -160,7 +161,7 @@ class DetailScreen(Screen[None]):
         shown = await self.app.run_worker(reveal, thread=True, exit_on_error=False).wait()
         if isinstance(shown, Failed):
             message, severity = describe_error("reveal PHI", shown.error)
-            self.app.notify(message, severity=severity)  # type: ignore[arg-type]
+            self.app.notify(message, severity=severity, markup=False)  # type: ignore[arg-type]
             return
         self.revealed = shown
         self.query_one("#phi", Static).update(self._phi_text())
@@ -188,7 +189,7 @@ class DetailScreen(Screen[None]):
             f"{money(item['amount'])} · {item['payer_name'] or item['payer_id']} · "
             f"v{item['version']}"
         )
-        self.query_one("#title", Static).update(title)
+        self.query_one("#title", Static).update(plain(title))  # the payer's name, as it is
         self.query_one("#summary", Static).update(_summary(view))
         self.query_one("#candidates", Static).update(_candidates(view))
         self.query_one("#posting", Static).update(_posting(view))
@@ -209,8 +210,8 @@ LABEL_WIDTH = 28
 def _table(title: str, *columns: str, header: bool = True) -> Table:
     """A titled, borderless table. Field/value tables (no header) stay compact, labels at a
     fixed width, instead of spreading two columns across the whole pane."""
-    table = Table(
-        title=title, title_justify="left", title_style="bold", expand=header, box=None,
+    table = PlainTable(  # its str cells are data (payer's, ERP's): never read as markup
+        title=plain(title, "bold"), title_justify="left", expand=header, box=None,
         show_header=header,
     )  # fmt: skip
     for column in columns:
@@ -221,8 +222,40 @@ def _table(title: str, *columns: str, header: bool = True) -> Table:
     return table
 
 
+def _request(view: ItemView) -> RenderableType | None:
+    """An approval's request, first thing on the page: a supervisor must see who asks, on
+    which item, for what and why before approving (the requester's note is in the approval's
+    ``details.origin``; the request's audit row is on the origin item, not on this one)."""
+    item = view.item
+    if item["kind"] != "approval":
+        return None
+    details = item.get("details") or {}
+    origin = details.get("origin") or {}
+    write_off = bool(origin) or (details.get("posting") or {}).get("kind") == "write_off"
+    table = _table("Write-off request" if write_off else "Approval request", "field", "value",
+                   header=False)  # fmt: skip
+    table.add_row("requested by", item.get("requested_by") or "-")
+    table.add_row("requested at", (item["created_at"] or "")[:19].replace("T", " "))
+    if (o := view.origin) is not None:
+        said = f"{o['id']} · {o['kind']} · {money(o['amount'])} · {o['state']}"
+        table.add_row("origin item", said)
+    elif origin:
+        table.add_row("origin item", str(origin.get("work_item_id", "-")))
+    what = "write off" if write_off else str(details.get("approval_kind", "adjustment"))
+    reason = details.get("reason_code") or "-"
+    table.add_row("requested", f"{what} {money(item['amount'])} as {reason}")
+    if limit := details.get("threshold"):
+        role = details.get("required_role") or "supervisor"
+        table.add_row("why approval", f"over the limit of {money(limit)}: a {role} decides")
+    if write_off:
+        table.add_row("note", origin.get("note") or "-")
+    return table
+
+
 def _summary(view: ItemView) -> RenderableType:
     item, parts = view.item, []
+    if (request := _request(view)) is not None:
+        parts.append(request)
     facts = _table("Item", "field", "value", header=False)
     facts.add_row("error", item["error"] or "-")
     facts.add_row("patient control no.", item["patient_control_number"] or "-")
@@ -297,15 +330,20 @@ def _history(view: ItemView) -> RenderableType:
     for t in view.attempts:
         detail = f"{t['outcome']}: {t['error'] or 'ok'}"
         rows.append(((t["at"] or "")[:19], "worker", "attempt", detail))
+    if view.item.get("requested_by"):  # an approval's request is audited on its origin item
+        note = ((view.item.get("details") or {}).get("origin") or {}).get("note") or ""
+        at = (view.item["created_at"] or "")[:19]
+        rows.append((at, view.item["requested_by"], "requested", note))
     for when, who, what, detail in sorted(rows):
         table.add_row(when.replace("T", " "), who, what, detail)
     if not rows:
         table.add_row("-", "-", "-", "no actions, audit rows or attempts yet")
     if view.outbox is not None:
         box = view.outbox
-        table.caption = f"outbox {box['id']}: {box['status']}, {box['attempts']} attempt(s)" + (
+        caption = f"outbox {box['id']}: {box['status']}, {box['attempts']} attempt(s)" + (
             f", last error: {box['last_error']}" if box["last_error"] else ""
         )
+        table.caption = plain(caption, "table.caption")  # the ERP's error, as it is
     return table
 
 

@@ -112,7 +112,8 @@ class JumpScreen(ModalScreen[str | None]):
     def _submitted(self, event: Input.Submitted) -> None:
         options = self.query_one("#jump-list", OptionList)
         if options.option_count == 0:
-            self.notify(f"No queue matches {event.value!r}.", severity="warning")
+            # what the analyst typed, as it is (``[`` would otherwise start markup)
+            self.notify(f"No queue matches {event.value!r}.", severity="warning", markup=False)
             return
         chosen = options.get_option_at_index(options.highlighted or 0)
         self.dismiss(chosen.id)

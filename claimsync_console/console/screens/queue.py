@@ -206,7 +206,9 @@ class QueueScreen(Screen[None]):
     @on(LoadFailed)
     def _load_failed(self, message: LoadFailed) -> None:
         if message.seq == self._seq:
-            self.notify(message.error, title="Could not load the queue", severity="error")
+            self.notify(  # the engine's words may quote data: shown as they are
+                message.error, title="Could not load the queue", severity="error", markup=False
+            )
             self._done()
 
     def _done(self) -> None:
@@ -336,7 +338,7 @@ class QueueScreen(Screen[None]):
         try:
             wanted = QueueFilter.parse(event.value)
         except UsageError as error:
-            self.notify(error.message, title="Filter", severity="error")
+            self.notify(error.message, title="Filter", severity="error", markup=False)
             return
         self.apply_filter(replace(wanted, error_signature=self.filter.error_signature))
 

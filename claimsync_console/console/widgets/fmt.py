@@ -1,4 +1,5 @@
-"""How numbers read on screen: dollars with separators, ages in the largest sensible unit.
+"""How numbers read on screen: dollars with separators, ages in the largest sensible unit;
+and data shown as it is.
 
 Formatting only; the figures come from the engine as Decimal and aware datetimes.
 """
@@ -7,6 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
 
 #: Display names of the queues, in the order the dashboard and the jump list show them.
 QUEUE_TITLES: dict[str, str] = {
@@ -55,3 +60,23 @@ def clock(at: datetime | None) -> str:
 
 def ms(value: int | None) -> str:
     return f"{value} ms" if value is not None else "-"
+
+
+def plain(value: object, style: str = "") -> Text:
+    """Data (a payer's name, a claim number, an ERP's error, a note, an operator) as it is.
+
+    Textual and Rich read a ``str`` handed to a DataTable cell, a Static, a Label or a Rich
+    table as markup: a patient control number ``ZZ[/b]9`` raises ``MarkupError`` and takes the
+    console down, and ``[unknown_account] unknown account(s)`` loses its first word. A
+    ``Text`` is never parsed, so everything that comes from a file, the database, the ERP or
+    the operator goes through here (styling, where wanted, is the ``style`` argument).
+    """
+    return Text("" if value is None else str(value), style=style)
+
+
+class PlainTable(Table):
+    """A Rich table whose ``str`` cells are data, shown as they are (see :func:`plain`)."""
+
+    def add_row(self, *renderables: Any, style: Any = None, end_section: bool = False) -> None:
+        cells = [plain(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, style=style, end_section=end_section)

@@ -56,18 +56,19 @@ class LoadFailed(Message):
 
 def row_cells(row: QueueRow, page: QueuePage, marked: bool) -> list[Any]:
     """One item's cells, in COLUMNS order; ages are as of the page's read (the backend's
-    clock), so a frozen clock gives the same screen every time."""
+    clock), so a frozen clock gives the same screen every time. The payer's and the ERP's
+    words are ``Text`` (:func:`fmt.plain`): a str cell would be read as markup."""
     state = row.state.replace("_", " ")
     if row.assigned_to:
         state = f"{state} ({row.assigned_to})"
     return [
         Text.assemble(("●" if marked else " ", "bold yellow"), f" {row.id:>6}"),
         fmt.age(page.at - row.created_at),
-        clip(row.payer_name or row.payer_id, 28),
-        row.claim,
+        fmt.plain(clip(row.payer_name or row.payer_id, 28)),
+        fmt.plain(row.claim),
         Text(fmt.money(row.amount), justify="right"),
-        clip(row.error, ERROR_WIDTH),
-        state,
+        fmt.plain(clip(row.error, ERROR_WIDTH)),
+        fmt.plain(state),
     ]
 
 
@@ -76,8 +77,8 @@ def group_cells(group: ErrorGroup, now: datetime) -> list[Any]:
         Text(fmt.count(group.count), justify="right"),
         Text(fmt.money(group.amount), justify="right"),
         fmt.age_since(group.oldest, now),
-        group.error_signature or "(none)",
-        clip(group.example, ERROR_WIDTH),
+        fmt.plain(group.error_signature or "(none)"),
+        fmt.plain(clip(group.example, ERROR_WIDTH)),
     ]
 
 
