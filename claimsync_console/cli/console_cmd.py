@@ -13,6 +13,7 @@ from claimsync_console.cli.common import (
     OperatorOption,
     fail,
     friendly_errors,
+    require_database,
     settings_for,
 )
 from claimsync_console.settings import Settings
@@ -25,7 +26,9 @@ def register(app: typer.Typer) -> None:
 @friendly_errors
 def console(database: DatabaseOption = None, operator: OperatorOption = None) -> None:
     """Open the triage console: live dashboard, work queues, item detail and actions."""
-    open_console(settings_for(database, operator))
+    settings = settings_for(database, operator)
+    require_database(settings.resolved_database_url)  # a typo must not open an empty store
+    open_console(settings)
 
 
 def open_console(settings: Settings) -> None:

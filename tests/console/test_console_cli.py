@@ -17,6 +17,14 @@ def test_console_on_a_database_it_cannot_open_says_so(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_console_on_a_missing_sqlite_file_refuses_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nodir" / "x.sqlite"
+    result = CliRunner().invoke(app, ["console", "--database", f"sqlite:///{missing}"])
+    assert result.exit_code == 2
+    assert f"no database at {missing}" in result.output
+    assert not missing.parent.exists()
+
+
 def test_demo_without_a_terminal_prints_the_status(tmp_path: Path) -> None:
     from claimsync_console.engine.samplegen import generate
 
