@@ -189,6 +189,10 @@ def test_phi_is_masked_until_revealed_and_the_reveal_is_audited(world: World) ->
         text = shown(screen, "phi")
         assert revealed.patient_name in text and revealed.member_id in text
         assert MASK not in text
+        await until(  # the history reloads with the reveal in it, no F5
+            pilot, lambda: "patient on the phone" in shown(screen, "history"), "the history"
+        )
+        assert revealed.patient_name in shown(screen, "phi")  # and the reveal stays
 
     run(app, scenario)
     rows = world.audit()[audits:]

@@ -166,6 +166,7 @@ class DetailScreen(Screen[None]):
         self.revealed = shown
         self.query_one("#phi", Static).update(self._phi_text())
         self.app.notify(f"PHI revealed for work item {self.item_id}; the reveal is audited.")
+        self.load()  # the history shows the reveal's audit row (the PHI line is kept)
 
     # -- rendering -----------------------------------------------------------------------------
 
