@@ -301,3 +301,24 @@ def test_snapshot_bulk_confirmation(world: World, snap_compare: Any) -> None:
         await dialog(pilot, ConfirmDialog)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_a_long_segment_folds_beside_its_number_in_a_narrow_pane() -> None:
+    """As one text, a segment without spaces wrapped whole onto the line under its number."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from claimsync_console.console.screens.detail import _segments
+    from claimsync_console.engine.console_detail import SegmentLine
+
+    long = "CLP*" + "*".join(f"F{n:02d}" for n in range(20))
+    view = SimpleNamespace(segments=[SegmentLine(72, "CLP", long, in_loop=True)],
+                           segments_truncated=False)  # fmt: skip
+    console = Console(width=40, record=True, color_system=None)
+    console.print(_segments(view))
+    lines = console.export_text().splitlines()
+    first = next(n for n, line in enumerate(lines) if line.strip().startswith("72"))
+    number, start = lines[first].split()
+    assert number == "72" and long.startswith(start) and len(start) > 20
+    assert "".join(line[6:].strip() for line in lines[first:]) == long + "~"

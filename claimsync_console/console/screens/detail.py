@@ -349,16 +349,19 @@ def _history(view: ItemView) -> RenderableType:
 
 
 def _segments(view: ItemView) -> RenderableType:
-    text = Text()
-    text.append("Raw X12 (PHI masked; this claim's loop highlighted)\n", style="bold")
+    """A grid, so a long segment folds inside its own column and its number stays beside it
+    (as one text, a segment with no spaces wrapped whole onto the line under its number)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(justify="right", no_wrap=True, style="dim", width=5)
+    grid.add_column(overflow="fold")
     for line in view.segments:
         if line.skipped:
-            text.append(f"      … {line.skipped} segments of other claims …\n", style="dim")
+            grid.add_row("…", Text(f"{line.skipped} segments of other claims …", style="dim"))
         style = "bold reverse" if line.in_loop else ""
-        text.append(f"{line.index:>5} ", style="dim")
-        text.append(line.text + "~\n", style=style)
+        grid.add_row(str(line.index), Text(line.text + "~", style=style))
     if view.segments_truncated:
-        text.append("      … (truncated)\n", style="dim")
+        grid.add_row("…", Text("(truncated)", style="dim"))
     if not view.segments:
-        text.append("no source segments stored for this item\n", style="dim")
-    return text
+        grid.add_row("", Text("no source segments stored for this item", style="dim"))
+    title = Text("Raw X12 (PHI masked; this claim's loop highlighted)", style="bold")
+    return Group(title, grid)
