@@ -380,3 +380,19 @@ async def test_the_palette_lists_each_action_once_and_the_runner_uses_the_settin
         for label in ("Remap", "Approve", "Retry", "Write off", "Reverse", "Ignore"):
             assert names.count(label) == 1, names
         assert "Keys (?)" in names and "Keys" not in names  # ours, not Textual's panel
+
+
+@sync
+async def test_at_100_columns_the_queue_footer_still_shows_back_help_and_quit(
+    backend: ConsoleBackend,
+) -> None:
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(backend)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_queue(pilot, app, "denial")
+        await pilot.pause()
+        keys = {k.key: k for k in app.screen.query(FooterKey)}
+        for key in ("escape", "question_mark", "colon", "q", "g", "slash"):
+            assert key in keys and keys[key].region.right <= 100, key
+            assert keys[key].region.width > 0, key

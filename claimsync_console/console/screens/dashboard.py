@@ -19,9 +19,10 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+from textual.widgets import DataTable, Header, Sparkline, Static
 
 from claimsync_console.console.widgets import fmt
+from claimsync_console.console.widgets.footer import AdaptiveFooter
 from claimsync_console.engine.console_backend import QUEUE_OF_KIND
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class DashboardScreen(Screen[None]):
         table: DataTable[Any] = DataTable(id="queues", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static(id="dash-status")
-        yield Footer()
+        yield AdaptiveFooter()
 
     def on_mount(self) -> None:
         self.title = "ClaimSync"

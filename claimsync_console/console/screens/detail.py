@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from claimsync_console.console.actions import (
     ACTION_KEYS,
@@ -36,6 +36,7 @@ from claimsync_console.console.actions import (
 from claimsync_console.console.modals import NoteDialog, money
 from claimsync_console.console.palette import runner_for
 from claimsync_console.console.widgets.fmt import PlainTable, plain
+from claimsync_console.console.widgets.footer import AdaptiveFooter
 from claimsync_console.engine.console_detail import ItemView, load_item_view
 from claimsync_console.engine.triage_model import RevealedPhi
 
@@ -51,8 +52,8 @@ class DetailScreen(Screen[None]):
             Binding(key, f"act('{action}')", LABELS[action][0])
             for action, key in ACTION_KEYS.items()
         ),
-        Binding("p", "reveal", "Reveal PHI"),
-        Binding("f5", "reload", "Reload"),
+        Binding("p", "reveal", "Reveal"),
+        Binding("f5", "reload", "Reload", show=False),  # in ? and the palette
         Binding("j", "scroll_down", "Down", show=False),
         Binding("k", "scroll_up", "Up", show=False),
     ]
@@ -82,7 +83,7 @@ class DetailScreen(Screen[None]):
                 yield Static("", id="history", classes="section")
             with VerticalScroll(id="right"):
                 yield Static("", id="segments", classes="section")
-        yield Footer()
+        yield AdaptiveFooter()
 
     def on_mount(self) -> None:
         self.load()

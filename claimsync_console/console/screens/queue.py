@@ -18,9 +18,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from claimsync_console.console.widgets import fmt
+from claimsync_console.console.widgets.footer import AdaptiveFooter
 from claimsync_console.console.widgets.queue_rows import (
     ACTION_KEYS,
     COLUMNS,
@@ -48,6 +49,9 @@ from claimsync_console.engine.console_backend import (
 if TYPE_CHECKING:
     from claimsync_console.console.app import ClaimSyncApp
 
+#: bound, in the help and the palette, but not in the footer: at 100 columns it hid Back, Help
+#: and Quit. A queue holds open items, which have nothing to reverse; ignoring is rare.
+FOOTER_HIDES = frozenset({"v", "i"})
 SPINNER_AFTER = 0.25  # seconds a read may take before the table shows it is loading
 
 
@@ -56,8 +60,11 @@ class QueueScreen(Screen[None]):
     rows (or the current one) through the app's action runner."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "toggle_mark", "Mark"),
-        *(Binding(key, f"act('{name}')", label) for key, name, label in ACTION_KEYS),
+        Binding("space", "toggle_mark", "Mark", key_display="␣"),
+        *(
+            Binding(key, f"act('{name}')", label, show=key not in FOOTER_HIDES)
+            for key, name, label in ACTION_KEYS
+        ),
         Binding("slash", "filter", "Filter"),
         Binding("s", "cycle_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
@@ -107,7 +114,7 @@ class QueueScreen(Screen[None]):
         )
         yield QueueTable(id="rows")
         yield Static(id="queue-status")
-        yield Footer()
+        yield AdaptiveFooter()
 
     def on_mount(self) -> None:
         self.title = "ClaimSync"
