@@ -63,11 +63,13 @@ class ClaimSyncApp(App[None]):
         backend: ConsoleBackend,
         *,
         refresh_seconds: float = 1.0,
+        queue_refresh_seconds: float = 15.0,
         page_size: int = 100,
     ) -> None:
         super().__init__()
         self.backend = backend
         self.refresh_seconds = refresh_seconds
+        self.queue_refresh_seconds = queue_refresh_seconds
         self.page_size = page_size
         self.actions: Any = None
         self.sub_title = f"{backend.operator} ({backend.role})"

@@ -396,3 +396,18 @@ async def test_at_100_columns_the_queue_footer_still_shows_back_help_and_quit(
         for key in ("escape", "question_mark", "colon", "q", "g", "slash"):
             assert key in keys and keys[key].region.right <= 100, key
             assert keys[key].region.width > 0, key
+
+
+@sync
+async def test_an_idle_queue_shows_what_others_changed(
+    backend: ConsoleBackend, console_sessions: sessionmaker[Session]
+) -> None:
+    """Another analyst ignores an item (here: straight through the service): an idle queue
+    re-reads its page and the item goes, with no key pressed."""
+    app = make_app(backend, queue_refresh_seconds=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_queue(pilot, app, "denial")
+        gone = ids(screen)[1]
+        backend.triage.ignore(gone, note="someone else took it")
+        await until(pilot, lambda: gone not in ids(screen))
+        assert screen.loads >= 2

@@ -9,6 +9,7 @@ item id with the amount seen, so the marked count and dollars survive paging and
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from decimal import Decimal
 from functools import partial
@@ -36,6 +37,7 @@ from claimsync_console.console.widgets.queue_rows import (
     status_line,
     title_line,
 )
+from claimsync_console.console.widgets.queue_selection import QueueSelection
 from claimsync_console.console.widgets.queue_table import QueueTable
 from claimsync_console.engine.console_backend import (
     SORTS,
@@ -53,9 +55,10 @@ if TYPE_CHECKING:
 #: and Quit. A queue holds open items, which have nothing to reverse; ignoring is rare.
 FOOTER_HIDES = frozenset({"v", "i"})
 SPINNER_AFTER = 0.25  # seconds a read may take before the table shows it is loading
+IDLE_BEFORE_REFRESH = 5.0  # seconds without a key before the page is re-read
 
 
-class QueueScreen(Screen[None]):
+class QueueScreen(QueueSelection, Screen[None]):
     """A queue: sort, filter, mark, page; Enter opens the item; action keys act on the marked
     rows (or the current one) through the app's action runner."""
 
@@ -92,6 +95,7 @@ class QueueScreen(Screen[None]):
         self._seq = 0
         self._busy = False
         self._away = False  # the detail or another queue is in front
+        self._last_key = 0.0
         #: the key each page so far started after (None for page 1): a stack, so going back a
         #: page, or re-reading this one after an action, is one keyset read too
         self._anchors: list[tuple[Any, ...] | None] = [None]
@@ -123,6 +127,19 @@ class QueueScreen(Screen[None]):
         self.query_one(QueueTable).focus()
         self._set_columns()
         self.reload()
+        self.set_interval(self.claimsync.queue_refresh_seconds, self._refresh_when_idle)
+
+    def on_key(self) -> None:
+        self._last_key = time.monotonic()
+
+    def _refresh_when_idle(self) -> None:
+        """Re-read this page now and then, so what others did (another analyst, a script, the
+        worker) shows up; never while a dialog or the filter is open, a read is running, or
+        the analyst pressed a key in the last few seconds (the rows would move under them)."""
+        typing = self.query_one("#filter", Input).display
+        recent = time.monotonic() - self._last_key < IDLE_BEFORE_REFRESH
+        if self.is_current and not (self._busy or typing or recent) and self.page is not None:
+            self.reload(keep_page=True)
 
     def on_screen_suspend(self) -> None:
         self._away = True
@@ -387,36 +404,3 @@ class QueueScreen(Screen[None]):
             self.action_toggle_groups()
         else:
             self.claimsync.open_dashboard()
-
-    # -- actions -------------------------------------------------------------------------------
-
-    def selection(self) -> list[int]:
-        """The marked items, else the one under the cursor."""
-        if self.marked:
-            return sorted(self.marked)
-        current = self.current_id()
-        return [] if current is None else [current]
-
-    def action_targets(self) -> list[int]:
-        """What the palette's actions act on (the runner asks the screen under it)."""
-        return self.selection()
-
-    def action_versions(self) -> dict[int, int]:
-        """The versions the analyst saw, so a change since then is a conflict, not a surprise."""
-        rows = self.page.rows if self.page is not None else []
-        wanted = set(self.selection())
-        return {row.id: row.version for row in rows if row.id in wanted}
-
-    def action_act(self, action: str) -> None:
-        ids = self.selection()
-        if not ids:
-            self.notify("No item selected: move to a row or mark some with space.",
-                        severity="warning")  # fmt: skip
-            return
-        self.claimsync.start_action(action, ids, self.action_versions())
-
-    def on_action_finished(self, message: Any) -> None:
-        """Posted by the action runner to every screen when an action is done."""
-        for item_id in getattr(message, "item_ids", ()):
-            self.marked.pop(item_id, None)
-        self.reload(keep_page=True)
