@@ -24,6 +24,7 @@ from claimsync_console.cli.common import (
     OperatorOption,
     fail,
     friendly_errors,
+    store_session,
 )
 from claimsync_console.cli.items_cmd import (
     ErrorContainsOption,
@@ -82,6 +83,7 @@ def retry(
 ) -> None:
     """Queue dead letters' postings for the ERP again, by id or by filter."""
     from datetime import UTC, datetime
+    from functools import partial
 
     from claimsync_console.cli.items_cmd import build_query
 
@@ -98,10 +100,15 @@ def retry(
     if filtered:
         if queue not in (None, "dead-letter"):
             fail(f"retry applies to the dead-letter queue, not {queue!r}")
-        query = build_query(
-            now=datetime.now(UTC), queue="dead-letter", payer=payer, older_than=older_than,
-            error_contains=error_contains, min_amount=min_amount,
+        wanted = partial(
+            build_query, now=datetime.now(UTC), queue="dead-letter", payer=payer,
+            older_than=older_than, error_contains=error_contains, min_amount=min_amount,
         )  # fmt: skip
+        if payer:  # a piece of a payer's name is looked up, as items list does
+            with store_session(database) as reading:
+                query = wanted(session=reading)
+        else:
+            query = wanted()
         selection = resolve(query, database)
     session = Acting(database, operator)
     bulk(
@@ -193,8 +200,9 @@ def write_off(
         str | None,
         typer.Option(
             "--amount",
-            help="Part of the item's open amount, in plain dollars and cents such as 100.50"
-            " (default: all of it). Less than all of it leaves the item open with the rest.",
+            help="Part of the item's open amount, in dollars and cents such as 100.50 or"
+            " $1,234.50 (default: all of it). Less than all of it leaves the item open with"
+            " the rest.",
             show_default=False,
         ),
     ] = None,

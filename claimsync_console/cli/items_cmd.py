@@ -20,6 +20,8 @@ from claimsync_console.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from claimsync_console.engine.item_detail import ItemQuery
 
 items_app = typer.Typer(help="Read the work queues.", no_args_is_help=True)
@@ -29,7 +31,12 @@ QueueOption = Annotated[
     str | None, typer.Option("--queue", help=f"The queue: {QUEUE_HELP}.", show_default=False)
 ]
 PayerOption = Annotated[
-    str | None, typer.Option("--payer", help="Payer id (835 N1*PR / REF*2U).", show_default=False)
+    str | None,
+    typer.Option(
+        "--payer",
+        help="Payer id (835 N1*PR / REF*2U) or a piece of the payer's name (acme).",
+        show_default=False,
+    ),
 ]
 OlderThanOption = Annotated[
     str | None,
@@ -55,7 +62,7 @@ ITEM_COLUMNS = (
     "id", "queue", "kind", "state", "version", "amount", "payer_id", "payer_name",
     "patient_control_number", "trace_number", "error", "error_signature", "claim_payment_id",
     "claim_id", "remittance_id", "outbox_id", "assigned_to", "lease_expires_at", "requested_by",
-    "created_at", "updated_at", "resolved_at", "age_seconds",
+    "created_at", "updated_at", "resolved_at", "age_seconds", "pending_approval",
 )  # fmt: skip
 
 
@@ -75,16 +82,26 @@ def build_query(
     min_amount: str | None = None,
     states: list[str] | None = None,
     kinds: tuple[str, ...] = (),
+    session: Session | None = None,
 ) -> ItemQuery:
-    """The options as an engine query; a bad value is a usage error (exit 2)."""
+    """The options as an engine query; a bad value is a usage error (exit 2). With a
+    ``session``, ``--payer`` also takes a piece of a payer's name, as the console's ``payer:``
+    does (``resolve_payer``: one payer becomes its id, several exit 2 naming them)."""
     from claimsync_console.cli.output import parse_amount, parse_duration, triage_errors
-    from claimsync_console.engine.item_detail import ItemQuery, kind_for_queue, state_for
+    from claimsync_console.engine.item_detail import (
+        ItemQuery,
+        kind_for_queue,
+        resolve_payer,
+        state_for,
+    )
     from claimsync_console.engine.workitems import normalise_payer_id
     from claimsync_console.store.queries_engine import OPEN_STATES, WorkItemFilter
 
     with triage_errors():
         wanted_kinds = (kind_for_queue(queue),) if queue else kinds
         wanted_states = tuple(state_for(s) for s in states) if states else OPEN_STATES
+        if payer and session is not None:
+            payer = resolve_payer(session, payer.strip(), said=f"--payer {payer}")
     where = WorkItemFilter(
         kinds=wanted_kinds,
         states=wanted_states,
@@ -120,17 +137,18 @@ def list_items(
     from datetime import UTC
 
     from claimsync_console.cli.output import emit_csv, emit_json, output_format
-    from claimsync_console.engine.item_detail import find_items, item_json
+    from claimsync_console.engine.item_detail import find_items, item_json, pending_approvals
 
     fmt = output_format(json_output, csv_output)
     now = datetime.now(UTC)
-    query = build_query(
-        now=now, queue=queue, payer=payer, older_than=older_than,
-        error_contains=error_contains, min_amount=min_amount, states=state,
-    )  # fmt: skip
     with store_session(database) as session:
+        query = build_query(
+            now=now, queue=queue, payer=payer, older_than=older_than,
+            error_contains=error_contains, min_amount=min_amount, states=state, session=session,
+        )  # fmt: skip
         page = find_items(session, query, limit=limit)
-        rows = [item_json(item, now) for item in page.items]
+        pending = pending_approvals(session, page.items)
+        rows = [item_json(item, now, pending) for item in page.items]
     if fmt == "csv":
         emit_csv(ITEM_COLUMNS, rows)
     elif fmt == "json":
@@ -172,7 +190,7 @@ def print_items(rows: list[dict[str, Any]], more: bool, queue: str | None) -> No
         ("id", "queue", "state", "payer", "claim", "amount", "age", "error"),
         (
             (
-                r["id"], r["queue"], r["state"], r["payer_id"], r["patient_control_number"],
+                r["id"], r["queue"], _state(r), r["payer_id"], r["patient_control_number"],
                 money(r["amount"]), format_age(r["age_seconds"]), shorten(r["error"], 50),
             )
             for r in rows
@@ -182,6 +200,12 @@ def print_items(rows: list[dict[str, Any]], more: bool, queue: str | None) -> No
     )  # fmt: skip
     if more:
         say(f"more items match: raise --limit (now {len(rows)}) or narrow the filters")
+
+
+def _state(row: dict[str, Any]) -> str:
+    """``open · approval 63 pending`` for an item whose write-off waits for a supervisor."""
+    waits = row.get("pending_approval")
+    return row["state"] if waits is None else f"{row['state']} · approval {waits} pending"
 
 
 @friendly_errors
@@ -218,6 +242,8 @@ def print_detail(detail: dict[str, Any]) -> None:
         if item.get(key):
             typer.echo(f"  {label}: {item[key]}")
     typer.echo(f"  opened {item['created_at']} ({format_age(item['age_seconds'])} ago)")
+    for line in _approval_lines(item):
+        typer.echo(f"  {line}")
     source = detail["source"]
     if source is not None:
         typer.echo(f"\nsource: {source['file_name']} ({source['kind']})")
@@ -238,6 +264,27 @@ def print_detail(detail: dict[str, Any]) -> None:
             right=("claim id", "billed", "score"),
         )  # fmt: skip
     _print_history(detail)
+
+
+def _approval_lines(item: dict[str, Any]) -> list[str]:
+    """What holds the item back or why it needs a supervisor: a denial's write-off waiting for
+    approval, an approval's limit, and an amount beyond every tier (flagged, not blocked)."""
+    from claimsync_console.cli.output import money
+    from claimsync_console.engine.triage_model import beyond_limits
+
+    details = item.get("details") or {}
+    lines = []
+    if item.get("pending_approval") is not None:
+        lines.append(
+            f"write-off waiting for approval: work item {item['pending_approval']}"
+            " (approve or ignore it before acting on this item)"
+        )
+    if item["kind"] == "approval" and details.get("threshold"):
+        role = details.get("required_role") or "supervisor"
+        lines.append(f"approval: over the limit of {money(details['threshold'])}: a {role} decides")
+    if flagged := beyond_limits(details, money):
+        lines.append(flagged)
+    return lines
 
 
 def _print_history(detail: dict[str, Any]) -> None:

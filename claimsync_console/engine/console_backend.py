@@ -20,13 +20,19 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from claimsync_console.engine import status
-from claimsync_console.engine.item_detail import QUEUE_OF_KIND, QUEUES, kind_for_queue
+from claimsync_console.engine.breaker import CLOSED
+from claimsync_console.engine.item_detail import (
+    QUEUE_OF_KIND,
+    QUEUES,
+    kind_for_queue,
+    resolve_payer,
+)
 from claimsync_console.engine.rules import RulesBook, RulesError, load_rules
 from claimsync_console.engine.runtime import Store, open_store
 from claimsync_console.engine.triage import TriageService, UsageError
 from claimsync_console.settings import Settings
 from claimsync_console.store import queries_queue as qq
-from claimsync_console.store import queue_search as qs
+from claimsync_console.store import queries_status as qst
 from claimsync_console.store.queries_engine import OPEN_STATES
 from claimsync_console.store.queries_queue import ErrorGroup, QueueRow
 
@@ -299,16 +305,22 @@ class ConsoleBackend:
             return qq.error_groups(session, self._where(queue, self._payer_resolved(wanted)))
 
     def _payer_resolved(self, wanted: QueueFilter | None) -> QueueFilter | None:
-        """``payer:`` takes an id or a piece of a name (the queue shows names): one payer on
-        file becomes its id; several are said, never guessed; none leaves the text as an id."""
+        """``payer:`` takes an id or a piece of a name (the queue shows names), resolved as the
+        CLI's ``--payer`` is (``item_detail.resolve_payer``)."""
         if wanted is None or not wanted.payer:
             return wanted
         with self.sessions() as session:
-            found = qs.payers_like(session, wanted.payer)
-        if len(found) <= 1:
-            return replace(wanted, payer=found[0][0]) if found else wanted
-        named = ", ".join(f"{name} ({pid})" for pid, name in found)
-        raise UsageError(f"payer:{wanted.payer} matches {len(found)} payers: {named}")
+            return replace(wanted, payer=resolve_payer(session, wanted.payer))
+
+    def erp_circuits_open(self) -> list[str]:
+        """The configured ERP adapter (``settings.erp_adapter``), when its circuit is open: a
+        posting queued now waits until it answers again. Only that adapter's breaker counts:
+        ``adapter_health`` keeps a row per adapter ever run (an earlier ``sync run`` with the
+        REST adapter leaves one), and another adapter's open circuit delays nothing here."""
+        adapter = self.settings.erp_adapter
+        with self.sessions() as session:
+            row = qst.adapter_row(session, adapter)
+        return [adapter] if row is not None and row.circuit_state != CLOSED else []
 
     @staticmethod
     def _where(queue: str, wanted: QueueFilter | None) -> qq.QueueWhere:

@@ -2,9 +2,11 @@
 items at all (their kinds and states), and which write-off reason they share.
 
 An analyst must not write a note, or confirm a count, only to be told that the action never
-applied (an approve on an unmatched payment, a remap of several unmatched payments). The kinds
-come from the triage service's own table (``BULK_ACTIONS``), so the console holds no rule of
-its own; the service still checks every item when it acts (the item may change meanwhile).
+applied (an approve on an unmatched payment, a remap of several unmatched payments, a write-off
+of a denial whose earlier write-off still waits for a supervisor). The kinds come from the
+triage service's own table (``BULK_ACTIONS``), so the console holds no rule of its own; the
+service still checks every item when it acts (the item may change meanwhile). Items are named
+by their queues' titles (``item_detail.KIND_TITLES``), as the analyst sees them, never by kind.
 """
 
 from __future__ import annotations
@@ -16,41 +18,55 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from claimsync_console.domain import WorkItemKind
+from claimsync_console.engine.item_detail import kind_title
 from claimsync_console.engine.triage import BULK_ACTIONS
-from claimsync_console.engine.triage_model import ACTIVE_STATES
+from claimsync_console.engine.triage_model import ACTIVE_STATES, WRITE_OFF_KINDS
 from claimsync_console.store.queries_engine import WorkItemFilter, list_work_items
+from claimsync_console.store.queries_queue import pending_approvals
 
 UNMATCHED = WorkItemKind.UNMATCHED_REMITTANCE.value
 WORK_ITEM_KINDS = frozenset(kind.value for kind in WorkItemKind)
 CHUNK = 500  # ids per read: a big selection is never one huge IN list
+#: Actions that close an item or write it off, which a waiting write-off request forbids.
+HELD_BY_APPROVAL = ("write_off", "ignore")
+#: Action names as nouns, where a sentence needs one (``write-off applies to Denials``).
+NOUNS = {"write_off": "write-off"}
 
 
 @dataclass(frozen=True, slots=True)
 class MarkedItem:
-    """An item as the checks see it. ``state`` is ``missing`` for an id that is gone."""
+    """An item as the checks see it. ``state`` is ``missing`` for an id that is gone;
+    ``pending_approval`` the approval item its write-off request waits on, if one does."""
 
     id: int
     kind: str
     state: str
     carcs: tuple[str, ...] = ()
+    pending_approval: int | None = None
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> MarkedItem:
-        """From an item's JSON (``item_detail``'s ``item``, with its ``details``)."""
+        """From an item's JSON (``item_detail``'s ``item``, with its ``details`` and its
+        ``pending_approval``, which is set only while the approval is open)."""
         carcs = (item.get("details") or {}).get("carcs") or ()
-        return cls(int(item["id"]), item["kind"], item["state"], tuple(map(str, carcs)))
+        return cls(
+            int(item["id"]), item["kind"], item["state"], tuple(map(str, carcs)),
+            item.get("pending_approval"),
+        )  # fmt: skip
 
 
 def marked_items(sessions: sessionmaker[Session], item_ids: Sequence[int]) -> list[MarkedItem]:
-    """The items' kinds, states and CARCs, in the order given."""
+    """The items' kinds, states, CARCs and waiting write-off requests, in the order given."""
     found: dict[int, MarkedItem] = {}
     with sessions() as session:
         for start in range(0, len(item_ids), CHUNK):
             chunk = tuple(item_ids[start : start + CHUNK])
             page = list_work_items(session, WorkItemFilter(ids=chunk), limit=len(chunk))
+            asking = [row.id for row in page.items if row.kind in WRITE_OFF_KINDS]
+            pending = pending_approvals(session, asking)
             for row in page.items:
                 carcs = tuple(map(str, (row.details or {}).get("carcs") or ()))
-                found[row.id] = MarkedItem(row.id, row.kind, row.state, carcs)
+                found[row.id] = MarkedItem(row.id, row.kind, row.state, carcs, pending.get(row.id))
     return [found.get(i) or MarkedItem(i, "", "missing") for i in item_ids]
 
 
@@ -70,8 +86,9 @@ def action_refusal(action: str, items: Sequence[MarkedItem]) -> str | None:
     if action == "reverse" or not items:
         return None
     kinds = action_kinds(action, len(items))
-    verb = ("reprocess" if action == "remap" and len(items) > 1 else action).replace("_", " ")
+    verb = action.replace("_", " ")  # the key's own name: "remap", even for a reprocess
     wrong: dict[str, list[int]] = {}  # what is wrong ("" for a missing id, a kind, a state)
+    waiting: dict[int, int] = {}  # item -> the approval its write-off request waits on
     for item in items:
         if item.state == "missing":
             wrong.setdefault("", []).append(item.id)
@@ -79,21 +96,43 @@ def action_refusal(action: str, items: Sequence[MarkedItem]) -> str | None:
             wrong.setdefault(item.kind, []).append(item.id)
         elif item.state not in ACTIVE_STATES:
             wrong.setdefault(item.state, []).append(item.id)
-    if not wrong:
+        elif action in HELD_BY_APPROVAL and item.pending_approval is not None:
+            waiting[item.id] = item.pending_approval
+    if not wrong and not waiting:
         return None
-    if any(what in WORK_ITEM_KINDS for what in wrong):
-        why = f"{verb} applies to {' or '.join(kinds)} items"
-    else:
-        why = f"{verb} needs open or in_progress items"
+    if len(items) == 1 and waiting:
+        ((item_id, approval),) = waiting.items()
+        return (
+            f"Cannot {verb}: work item {item_id} has a write-off waiting for approval"
+            f" (work item {approval}): approve or ignore that first."
+        )
+    whys = [_why(action, kinds, len(items), wrong)] if wrong else []
+    if waiting:
+        whys.append(f"approve or ignore {'that' if len(waiting) == 1 else 'those'} first")
     if len(items) == 1:
-        return f"Cannot {verb}: work item {items[0].id} {_is(next(iter(wrong)), 1)}; {why}."
+        return f"Cannot {verb}: work item {items[0].id} {_is(next(iter(wrong)), 1)}; {whys[0]}."
     parts = [f"{len(ids)} {_is(what, len(ids))} ({_ids(ids)})" for what, ids in wrong.items()]
-    said = f"Cannot {verb} the {len(items)} marked items: {'; '.join(parts)}; {why}."
+    if waiting:
+        have = "has" if len(waiting) == 1 else "have"
+        pairs = [f"{i} → approval {a}" for i, a in waiting.items()]
+        parts.append(f"{len(waiting)} {have} a write-off waiting for approval ({_ids(pairs)})")
+    said = f"Cannot {verb} the {len(items)} marked items: {'; '.join(parts)}; {'; '.join(whys)}."
     if action == "remap" and any(item.kind == UNMATCHED for item in items):
         said += " A remap to a claim takes one item at a time."
-    elif sum(map(len, wrong.values())) < len(items):
+    elif sum(map(len, wrong.values())) + len(waiting) < len(items):
         said += " Unmark those and try again."
     return said
+
+
+def _why(action: str, kinds: Sequence[str], count: int, wrong: dict[str, list[int]]) -> str:
+    """What the action needs: its queues (``write-off applies to Denials and Rejected
+    claims``), else open items."""
+    noun = NOUNS.get(action, action.replace("_", " "))
+    if not any(what in WORK_ITEM_KINDS for what in wrong):
+        return f"{noun} needs open or in_progress items"
+    if action == "remap" and count > 1:
+        return "a remap of several items applies to Mapping errors only (it reprocesses them)"
+    return f"{noun} applies to {' and '.join(kind_title(k, 2) for k in kinds)}"
 
 
 def common_carc(items: Sequence[MarkedItem], known: Sequence[str]) -> str | None:
@@ -105,17 +144,18 @@ def common_carc(items: Sequence[MarkedItem], known: Sequence[str]) -> str | None
 
 
 def _is(what: str, count: int) -> str:
-    """``is an approval item`` / ``are denial items`` / ``is written_off`` / ``is gone``."""
+    """``is an Approval`` / ``are Denials`` / ``is written_off`` / ``is gone``."""
     verb = "is" if count == 1 else "are"
     if not what:
         return f"{verb} gone"
     if what not in WORK_ITEM_KINDS:
         return f"{verb} {what}"
+    title = kind_title(what, count)
     if count > 1:
-        return f"{verb} {what} items"
-    return f"{verb} {'an' if what[:1] in 'aeiou' else 'a'} {what} item"
+        return f"{verb} {title}"
+    return f"{verb} {'an' if title[:1].lower() in 'aeiou' else 'a'} {title}"
 
 
-def _ids(ids: list[int], shown: int = 5) -> str:
+def _ids(ids: Sequence[object], shown: int = 5) -> str:
     text = ", ".join(map(str, ids[:shown]))
     return text + (f" and {len(ids) - shown} more" if len(ids) > shown else "")

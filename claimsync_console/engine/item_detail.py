@@ -11,6 +11,7 @@ names and ids masked (``[PHI]``), because the payer's own text is what an analys
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,8 @@ from claimsync_console.store import queries_audit as qa
 from claimsync_console.store import queries_engine as qe
 from claimsync_console.store import queries_items as qi
 from claimsync_console.store import queries_outbox as qo
+from claimsync_console.store import queries_queue as qq
+from claimsync_console.store import queue_search as qs
 from claimsync_console.store.queries import get_blob
 from claimsync_console.store.queries_engine import WorkItemFilter
 from claimsync_console.x12.tokenizer import Segment, TokenizerError, tokenize
@@ -37,6 +40,16 @@ QUEUES: dict[str, str] = {
     "rejected": "rejected_claim",
 }
 QUEUE_OF_KIND = {kind: name for name, kind in QUEUES.items()}
+#: What an analyst calls each kind of item: the queue's title (the console's QUEUE_TITLES),
+#: one item and several. Messages the engine writes for the console use these, never a kind.
+KIND_TITLES: dict[str, tuple[str, str]] = {
+    "unmatched_remittance": ("Unmatched remittance", "Unmatched remittances"),
+    "dead_letter": ("Dead letter", "Dead letters"),
+    "mapping_error": ("Mapping error", "Mapping errors"),
+    "approval": ("Approval", "Approvals"),
+    "denial": ("Denial", "Denials"),
+    "rejected_claim": ("Rejected claim", "Rejected claims"),
+}
 #: The CLI's state names (``--state``) and the stored states.
 STATES: dict[str, str] = {
     "open": "open",
@@ -56,11 +69,30 @@ _PERSON_REFS = frozenset({"SY", "1W", "EA", "IG", "HJ", "1L"})
 _AFTER_CLAIM_LOOP = frozenset({"CLP", "LX", "TS3", "TS2", "PLB", "SE", "GE", "IEA", "ISA"})
 
 
+def kind_title(kind: str, count: int = 1) -> str:
+    """``Denial`` / ``Denials``; an unknown kind as it is."""
+    one, several = KIND_TITLES.get(kind, (kind, kind))
+    return one if count == 1 else several
+
+
 def kind_for_queue(name: str) -> str:
     try:
         return QUEUES[name]
     except KeyError:
         raise UsageError(f"unknown queue {name!r}; expected one of {', '.join(QUEUES)}") from None
+
+
+def resolve_payer(session: Session, typed: str, *, said: str | None = None) -> str:
+    """A payer as an analyst names it (an id, or a piece of the name the queues show) as the id
+    the items are filed under: the one payer on file that matches becomes its id; several are
+    named, never guessed (UsageError, exit 2; ``said`` is how the filter was typed, for the
+    message); none leaves the text as it is, to be taken as an id. The console's ``payer:``
+    and the CLI's ``--payer`` both come here, so one spelling selects the same items."""
+    found = qs.payers_like(session, typed)
+    if len(found) <= 1:
+        return found[0][0] if found else typed
+    named = ", ".join(f"{name} ({pid})" for pid, name in found)
+    raise UsageError(f"{said or 'payer:' + typed} matches {len(found)} payers: {named}")
 
 
 def state_for(name: str) -> str:
@@ -124,8 +156,12 @@ def find_ids(session: Session, query: ItemQuery, *, limit: int) -> list[int]:
     return [item.id for item in find_items(session, query, limit=limit).items]
 
 
-def item_json(item: Any, now: datetime) -> dict[str, Any]:
-    """One item's row in a queue, JSON-ready (money as decimal strings, times ISO UTC)."""
+def item_json(item: Any, now: datetime, pending: dict[int, int] | None = None) -> dict[str, Any]:
+    """One item's row in a queue, JSON-ready (money as decimal strings, times ISO UTC).
+    ``pending_approval``: the approval item its write-off request waits on, while it waits
+    (``pending``, from ``pending_approvals``, says which do; None: the item's details)."""
+    if pending is None:
+        pending = pending_approvals(None, [item])
     return {
         "id": item.id,
         "queue": QUEUE_OF_KIND.get(item.kind, item.kind),
@@ -150,7 +186,21 @@ def item_json(item: Any, now: datetime) -> dict[str, Any]:
         "updated_at": iso(item.updated_at),
         "resolved_at": iso(item.resolved_at),
         "age_seconds": max(0, int((now - item.created_at).total_seconds())),
+        "pending_approval": pending.get(item.id),
     }
+
+
+def pending_approvals(session: Session | None, items: Sequence[Any]) -> dict[int, int]:
+    """Item id -> the approval item its write-off request waits on. With a session, only the
+    requests still open count (one query for all of ``items``); without, ``details`` says."""
+    asked = {
+        item.id: int(pending)
+        for item in items
+        if (pending := (item.details or {}).get("pending_approval")) is not None
+    }
+    if session is None or not asked:
+        return asked
+    return qq.pending_approvals(session, list(asked))
 
 
 # -- one item ----------------------------------------------------------------------------------
@@ -170,7 +220,7 @@ def item_detail(session: Session, item_id: int, *, now: datetime | None = None) 
     attempts = qo.attempt_history(session, outbox.id) if outbox is not None else []
     details = dict(item.details or {})
     return {
-        "item": {**item_json(item, at), "details": details},
+        "item": {**item_json(item, at, pending_approvals(session, [item])), "details": details},
         "source": _source_json(source),
         "segments": segments,
         "segments_truncated": truncated,

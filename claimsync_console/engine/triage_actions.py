@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from claimsync_console.domain import WorkItemKind
 from claimsync_console.engine.rules import RulesBook
 from claimsync_console.engine.triage_model import (
+    ACTIVE_STATES,
     IGNORED,
     IN_PROGRESS,
     OPEN,
@@ -86,6 +87,21 @@ def ready(
     require_active(item, action)
     require_not_leased_by_other(item, actor.operator, actor.now)
     return item
+
+
+def require_no_pending_approval(session: Session, item: WorkItem) -> None:
+    """Refuse to close (or write off again) an item whose write-off request still waits for a
+    supervisor: closing it would leave the approval open with nothing to write off, and the
+    approval could then never be approved (its origin is closed). The request is decided, or
+    ignored, first; ignoring it frees the item."""
+    pending = (item.details or {}).get("pending_approval")
+    waiting = session.get(WorkItem, int(pending)) if pending else None
+    if waiting is not None and waiting.state in ACTIVE_STATES:
+        raise InvalidTransitionError(
+            f"work item {item.id} has a write-off waiting for approval (work item {waiting.id}):"
+            " approve or ignore that first",
+            item_id=item.id,
+        )
 
 
 def change(session: Session, actor: Actor, item: WorkItem, **values: Any) -> None:
@@ -271,9 +287,11 @@ def ignore(
     session: Session, actor: Actor, item_id: int, *, note: str, expected_version: int | None
 ) -> ActionResult:
     """Close an item without posting (not our claim, a duplicate, a rejected request). An
-    ignored write-off approval frees its denial for another decision."""
+    ignored write-off approval frees its denial for another decision; a denial whose write-off
+    request still waits is refused (``require_no_pending_approval``)."""
     text = require_note(note, "ignore")
     item = ready(session, actor, item_id, "ignore", expected_version)
+    require_no_pending_approval(session, item)
     before = snapshot(item)
     row = record(session, actor, item.id, "ignore", {"note": text})
     details = {**(item.details or {}), "resolution": resolution(actor, "ignore", row)}

@@ -12,7 +12,7 @@ unknown reason), 3 for a conflict, 4 for a missing permission.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -255,36 +255,56 @@ def require_note(note: str, action: str, what: str = "a note") -> str:
 
 # -- amounts ---------------------------------------------------------------------------------
 
-#: Plain decimal notation: digits, then at most two decimals. No sign, exponent, separator or
-#: NaN/Infinity: ``Decimal`` itself accepts ``1e2``, which once went through as "1E+2".
-_PLAIN_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+#: Dollars and cents as an analyst types them: an optional ``$``, digits with commas only as
+#: thousands separators (``1,234.50``), then at most two decimals. No sign, exponent, space,
+#: underscore or NaN/Infinity: ``Decimal`` itself accepts ``1e2``, which once went through as
+#: "1E+2", and stripping every comma once read ``1,00`` (one dollar, European style) as 100.
+_AMOUNT = re.compile(r"\$?(?P<whole>[0-9]+|[1-9][0-9]{0,2}(?:,[0-9]{3})+)(?P<cents>\.[0-9]{1,2})?")
+_THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+")
 
 
 def parse_write_off_amount(text: str | Decimal, open_amount: Decimal | None = None) -> Decimal:
     """A write-off amount as the operator typed it, normalised to cents (``Decimal("100.00")``).
 
-    The one check for the CLI, the console and the service: plain decimal notation only
-    (``100``, ``100.5``, ``100.50``), positive and, when ``open_amount`` is given, at most
-    the item's open amount. A ``Decimal`` is held to the same rules through its plain
-    notation (``Decimal("1E+2")`` is 100 and passes; ``Decimal("100.001")`` does not).
-    Raises UsageError with one line saying what is wrong."""
+    The one check for the CLI, the console and the service, so that ``$1,234.50`` means the
+    same everywhere: plain dollars and cents (``100``, ``100.5``, ``$100.50``, ``1,234.50``),
+    commas only between groups of three digits, positive and, when ``open_amount`` is given,
+    at most the item's open amount. Callers pass the raw text: a comma that is not a thousands
+    separator (``1,00``) is refused, never dropped. A ``Decimal`` is held to the same rules
+    through its plain notation (``Decimal("1E+2")`` is 100 and passes; ``Decimal("100.001")``
+    does not). Raises UsageError with one line saying what is wrong."""
     if isinstance(text, Decimal):
         raw = format(text, "f") if text.is_finite() else str(text)
     elif isinstance(text, str):
         raw = text.strip()
     else:  # a float would already be inexact
         raise UsageError(f"a write-off amount must be text or a Decimal, not {type(text).__name__}")
-    if not _PLAIN_AMOUNT.fullmatch(raw):
+    found = _AMOUNT.fullmatch(raw)
+    if found is None and _comma_misused(raw):
         raise UsageError(
-            f"{raw!r} is not an amount: write plain dollars and cents, such as 100 or 100.50"
-            " (no sign, exponent or more than 2 decimals)"
+            f"{raw!r} is not an amount: a comma may only separate thousands (1,234.50);"
+            " cents go after a point (1.00)"
         )
-    value = Decimal(raw).quantize(CENT)
+    if found is None:
+        raise UsageError(
+            f"{raw!r} is not an amount: write dollars and cents, such as 100, 100.50 or"
+            " $1,234.50 (no sign, exponent or more than 2 decimals)"
+        )
+    value = Decimal(found["whole"].replace(",", "") + (found["cents"] or "")).quantize(CENT)
     if value <= ZERO:
         raise UsageError(f"a write-off amount must be more than 0.00, not {value}")
     if open_amount is not None and value > open_amount:
         raise UsageError(f"cannot write off {value}: only {open_amount} is open on the item")
     return value
+
+
+def _comma_misused(raw: str) -> bool:
+    """A comma that is not a thousands separator (``1,00``, ``12,50``, ``1,2345``, ``1.000,50``):
+    said as such, since the analyst likely meant cents, not thousands."""
+    whole, _, cents = raw.removeprefix("$").partition(".")
+    if "," not in whole + cents or not re.fullmatch(r"[0-9,]+", whole):
+        return False
+    return "," in cents or not _THOUSANDS.fullmatch(whole)
 
 
 # -- roles and approval tiers ------------------------------------------------------------------
@@ -309,6 +329,18 @@ def may_approve(rules: RulesBook, kind: str, code: str, amount: Decimal, role: s
     if beyond and top.role == role:
         return None
     return f"role {role} may approve {kind} {code} up to {own.max_amount}, not {abs(amount)}"
+
+
+def beyond_limits(details: dict[str, Any], money: Callable[[str], str] = str) -> str:
+    """The words that flag an approval beyond every tier (``details.beyond_all_tiers``: the
+    rules' top role still decides, but no tier was written for that much), else "". The top
+    tier is named when the request recorded it (``top_limit``, ``top_role``), its amount
+    written by ``money`` (a table's ``10,000.00``; the service's messages keep ``10000.00``)."""
+    if not details.get("beyond_all_tiers"):
+        return ""
+    top, role = details.get("top_limit"), details.get("top_role")
+    named = f" (top: {money(top)} for {role})" if top and role else ""
+    return f"beyond every approval limit{named}: flagged"
 
 
 def approve_refusal(

@@ -42,6 +42,7 @@ from claimsync_console.engine.triage_model import (
     RemapNeedsForce,
     UnresolvedError,
     approve_refusal,
+    beyond_limits,
     snapshot,
 )
 from claimsync_console.engine.triage_postings import (
@@ -235,6 +236,8 @@ def approve(
     message = (
         f"work item {item.id} approved: {kind} {code} {item.amount} queued (outbox {outbox_id})"
     )
+    if flagged := beyond_limits(details):
+        message += f", {flagged}"
     if origin is not None:
         taken, left = _write_off_origin(session, actor, origin, item, code, outbox_id)
         if left == ZERO:

@@ -38,18 +38,18 @@ from claimsync_console.engine.triage_actions import (
     close,
     ready,
     record,
+    require_no_pending_approval,
     resolution,
     result,
 )
 from claimsync_console.engine.triage_model import (
-    ACTIVE_STATES,
     WRITE_OFF_KINDS,
     WRITTEN_OFF,
     ActionResult,
     ConflictError,
-    InvalidTransitionError,
     UnresolvedError,
     UsageError,
+    beyond_limits,
     parse_write_off_amount,
     require_note,
     snapshot,
@@ -86,7 +86,7 @@ def write_off(
     names that item."""
     text = require_note(note, "write_off")
     item = ready(session, actor, item_id, "write_off", expected_version, *WRITE_OFF_KINDS)
-    _no_pending_approval(session, item)
+    require_no_pending_approval(session, item)
     value = _amount(item, amount)
     if isinstance(actor.rules.write_off_account(reason), MissingRule):
         known = ", ".join(sorted(actor.rules.write_offs)) or "none"
@@ -191,17 +191,6 @@ def settle_write_off(
     return remainder
 
 
-def _no_pending_approval(session: Session, item: WorkItem) -> None:
-    pending = (item.details or {}).get("pending_approval")
-    waiting = session.get(WorkItem, int(pending)) if pending else None
-    if waiting is not None and waiting.state in ACTIVE_STATES:
-        raise InvalidTransitionError(
-            f"work item {item.id} already has a write-off waiting for approval"
-            f" (work item {waiting.id})",
-            item_id=item.id,
-        )
-
-
 def written_before(item: WorkItem) -> Decimal:
     """What earlier write-offs, not reversed, took off the item. A write-off's approval tier is
     judged on this plus its own amount: partial write-offs must not split an amount over the
@@ -239,6 +228,18 @@ def _request_approval(
         # what the approval posts: the approval's own amount also counts earlier write-offs
         "amount": posting["amount"],
     }
+    details: dict[str, Any] = {
+        "posting": {**posting, "entry": entry_to_json(plan.entry)},
+        "cash_amount": "0.00",
+        "required_role": need.required_role,
+        "approval_kind": need.kind,
+        "beyond_all_tiers": need.beyond_all_tiers,
+        "rules_digest": actor.rules.digest,
+        "origin": origin,
+    }
+    top = actor.rules.tiers(need.kind, need.code)[-1:]
+    if need.beyond_all_tiers and top and top[0].max_amount is not None:
+        details.update(top_limit=str(top[0].max_amount), top_role=top[0].role)
     opened = wi.open_approval(
         session,
         source_key=f"write_off:{row.id}",
@@ -247,15 +248,7 @@ def _request_approval(
         threshold=need.limit,
         requested_by=actor.operator,
         now=actor.now,
-        details={
-            "posting": {**posting, "entry": entry_to_json(plan.entry)},
-            "cash_amount": "0.00",
-            "required_role": need.required_role,
-            "approval_kind": need.kind,
-            "beyond_all_tiers": need.beyond_all_tiers,
-            "rules_digest": actor.rules.digest,
-            "origin": origin,
-        },
+        details=details,
         **item_context(item),
     )
     change(session, actor, item, details={**(item.details or {}), "pending_approval": opened.id})
@@ -277,4 +270,6 @@ def _request_approval(
     earlier = need.amount - Decimal(posting["amount"])
     if earlier > ZERO:  # the approval covers the item's earlier write-offs too
         message += f" ({posting['amount']} now, {earlier} written off before)"
+    if flagged := beyond_limits(details):
+        message += f"; {flagged}"
     return result(item, "write_off_requested", entry, message, row=row, related=opened.id)

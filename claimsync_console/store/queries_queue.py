@@ -6,21 +6,23 @@ costs the same at a million rows as at a hundred. A queue shows two states (open
 progress); ``state IN (...)`` would make the database sort the whole queue, so each state is read
 on its own index range and the two short lists are merged here. The row key is a tuple of the
 sort columns ending in ``id``, compared as a row value, which SQLite and PostgreSQL both seek on.
-Only the columns a row shows are selected (never ``details``). Free text is looked up in the
-search index of ``queue_search`` (its semantics are written there).
+Only the columns a row shows are selected (never ``details``); the one detail a row shows, a
+write-off request waiting for approval, is read afterwards for the page's ids alone
+(``_with_pending``). Free text is looked up in the search index of ``queue_search`` (its
+semantics are written there).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from claimsync_console.domain import ZERO
 from claimsync_console.store import queue_search as qs
@@ -40,6 +42,8 @@ TEXT_WINDOW = 5_000
 #: Up to this many ids from the search index are joined with the queue and sorted; more make
 #: the text "common", and a common text is looked for along the queue's order first.
 CANDIDATE_CAP = 5_000
+_CHUNK = 500  # ids per IN list
+_WRITE_OFF_KINDS = ("denial", "rejected_claim")  # the kinds that can ask for a write-off
 _ROW_COLUMNS = (
     WorkItem.id,
     WorkItem.kind,
@@ -84,6 +88,8 @@ class QueueRow:
     error: str
     error_signature: str
     assigned_to: str | None
+    #: the approval item of this item's write-off request, while that request waits
+    pending_approval: int | None = None
 
     def key(self, sort: str) -> tuple[Any, ...]:
         """This row's position in ``sort`` order: pass it back as ``after`` or ``before``."""
@@ -184,7 +190,34 @@ def queue_rows(
     merged = list(heapq.merge(*found, key=lambda r: r.key(sort), reverse=reverse))[:limit]
     if backwards:
         merged.reverse()
-    return merged
+    return _with_pending(session, merged)
+
+
+def _with_pending(session: Session, rows: list[QueueRow]) -> list[QueueRow]:
+    """The page's rows with their waiting write-off requests, read for the page's ids only:
+    the page's own query may read thousands of rows (a window, a scan), and the JSON would be
+    parsed (on PostgreSQL de-TOASTed) for each. Only denials and rejected claims ask."""
+    pending = pending_approvals(session, [r.id for r in rows if r.kind in _WRITE_OFF_KINDS])
+    return [replace(r, pending_approval=pending[r.id]) if r.id in pending else r for r in rows]
+
+
+def pending_approvals(session: Session, item_ids: Collection[int]) -> dict[int, int]:
+    """Item id -> the approval item its write-off request (``details.pending_approval``) waits
+    on, for those of ``item_ids`` whose approval is still open or in progress: one query, the
+    approval found by primary key from each item's JSON."""
+    approval, wanted = aliased(WorkItem), list(dict.fromkeys(item_ids))
+    found: dict[int, int] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        rows = session.execute(
+            select(WorkItem.id, approval.id)
+            .join(approval, approval.id == WorkItem.details["pending_approval"].as_integer())
+            .where(
+                WorkItem.id.in_(wanted[start : start + _CHUNK]),
+                approval.state.in_(("open", "in_progress")),
+            )
+        )
+        found.update({int(item_id): int(waits_on) for item_id, waits_on in rows})
+    return found
 
 
 def _text_rows(

@@ -27,6 +27,7 @@ from claimsync_console.store.models_engine import (
     PaymentMatch,
     WorkItem,
 )
+from claimsync_console.store.models_triage import TriageAction
 from claimsync_console.store.queries_engine import OPEN_STATES
 
 
@@ -220,6 +221,11 @@ def adapter_rows(session: Session) -> list[AdapterHealth]:
     return list(session.scalars(select(AdapterHealth).order_by(AdapterHealth.adapter)))
 
 
+def adapter_row(session: Session, adapter: str) -> AdapterHealth | None:
+    """One adapter's breaker row (None: that adapter never ran)."""
+    return session.get(AdapterHealth, adapter)
+
+
 @dataclass(frozen=True, slots=True)
 class QueueTotal:
     kind: str
@@ -282,20 +288,46 @@ def open_item_aging(
 
 #: source_key prefix of the approval items that ask to write off another open item's money
 WRITE_OFF_REQUEST_PREFIX = "write_off:"
+_CHUNK = 500  # ids per IN list
 
 
 def open_write_off_requests(session: Session) -> Decimal:
-    """Dollars of open write-off requests: each asks to write off money an open item already
-    holds, so a total of open items would count them twice. Approvals are a small queue; the
-    (kind, state) index finds them."""
-    total = session.scalar(
-        select(func.sum(_WI.c.amount)).where(
+    """Dollars of the open write-off requests whose origin item is open too: each asks to
+    write off money that item already holds, so a total of open items would count it twice.
+    A request whose origin was closed some other way (before closing it was refused) is the
+    only open item holding its money, and stays counted.
+
+    Two small reads, no JSON and no string-built join (both would differ between SQLite and
+    PostgreSQL, and a join on ``'write_off:' || id`` could use no index): the open requests
+    through the (kind, state) index (approvals are a small queue), then their actions' items
+    by primary key. The action id is the source key's suffix (``write_off:<action id>``)."""
+    requests = session.execute(
+        select(_WI.c.amount, _WI.c.source_key).where(
             _WI.c.kind == "approval",
             _WI.c.state.in_(OPEN_STATES),
             _WI.c.source_key.like(f"{WRITE_OFF_REQUEST_PREFIX}%"),
         )
-    )
-    return _money(total)
+    ).all()
+    by_action: dict[int, Decimal] = {}
+    for amount, key in requests:
+        suffix = str(key)[len(WRITE_OFF_REQUEST_PREFIX) :]
+        if suffix.isdigit():
+            by_action[int(suffix)] = by_action.get(int(suffix), ZERO) + _money(amount)
+    actions = cast(Table, TriageAction.__table__)
+    origin = _WI.alias("origin")
+    wanted, still_open = sorted(by_action), set[int]()
+    for start in range(0, len(wanted), _CHUNK):
+        still_open.update(
+            session.scalars(
+                select(actions.c.id)
+                .join(origin, origin.c.id == actions.c.work_item_id)
+                .where(
+                    actions.c.id.in_(wanted[start : start + _CHUNK]),
+                    origin.c.state.in_(OPEN_STATES),
+                )
+            )
+        )
+    return sum((by_action[a] for a in still_open), ZERO)
 
 
 def open_item_totals(session: Session) -> tuple[int, Decimal]:

@@ -59,7 +59,7 @@ ITEM: dict[str, Check] = {
     "claim_id": nullable(INT), "remittance_id": nullable(INT), "outbox_id": nullable(INT),
     "assigned_to": nullable(STR), "lease_expires_at": nullable(iso),
     "requested_by": nullable(STR), "created_at": iso, "updated_at": iso,
-    "resolved_at": nullable(iso), "age_seconds": INT,
+    "resolved_at": nullable(iso), "age_seconds": INT, "pending_approval": nullable(INT),
 }  # fmt: skip
 ITEMS_LIST: dict[str, Check] = {
     "queue": nullable(STR), "filters": DICT, "count": INT, "total": money, "more": BOOL,

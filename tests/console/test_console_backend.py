@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from claimsync_console.console.widgets.queue_rows import row_cells
 from claimsync_console.engine.console_backend import SORTS, ConsoleBackend, QueueFilter, UsageError
+from claimsync_console.settings import Settings
 from claimsync_console.store.db import make_engine, session_factory, upgrade_to_head
+from claimsync_console.store.models_engine import AdapterHealth
 from claimsync_console.store.queries_engine import open_work_items
 
 from .conftest import NOW, seed
@@ -186,3 +191,70 @@ def test_free_text_finds_any_part_of_a_field_through_the_index(backend: ConsoleB
     assert claims("denial", "closed for") == []
     page = backend.queue_page("dead-letter", QueueFilter.parse("ERP said 422 payer:smpae"))
     assert page.rows and all(r.payer_id == "SMPAE" and "422" in r.error for r in page.rows)
+
+
+# --------------------------------------------------------------------------- second review
+
+
+def test_the_erp_note_counts_only_the_configured_adapters_circuit(
+    backend: ConsoleBackend, console_sessions: sessionmaker[Session]
+) -> None:
+    """The reviewer's case: "The ERP is down (rest circuit open)" after an action on the
+    ledger, because an earlier ``sync run`` with the REST adapter left its breaker open."""
+    with console_sessions.begin() as session:
+        session.add(
+            AdapterHealth(
+                adapter="rest", circuit_state="open", consecutive_failures=5,
+                last_failure_at=NOW, opened_at=NOW - timedelta(minutes=3),
+                latency_samples=[], updated_at=NOW,
+            )
+        )  # fmt: skip
+
+    def configured(adapter: str) -> ConsoleBackend:
+        return ConsoleBackend(
+            console_sessions, backend.rules, operator="dana", role="supervisor",
+            clock=lambda: NOW, settings=Settings(erp_adapter=adapter),
+        )  # fmt: skip
+
+    assert backend.settings.erp_adapter == "ledger" and backend.erp_circuits_open() == []
+    assert configured("rest").erp_circuits_open() == ["rest"]
+    assert configured("tryton").erp_circuits_open() == []  # never ran: nothing to say
+    with console_sessions.begin() as session:
+        ledger = session.get(AdapterHealth, "ledger")
+        assert ledger is not None
+        ledger.circuit_state = "half_open"
+    assert backend.erp_circuits_open() == ["ledger"]
+
+
+def test_a_row_whose_write_off_waits_says_so_in_its_state_cell(backend: ConsoleBackend) -> None:
+    page = backend.queue_page("denial", limit=3)
+    row = page.rows[0]
+    assert row.pending_approval is None and row_cells(row, page, False)[-1].plain == "open"
+    waiting = replace(row, pending_approval=63)
+    assert row_cells(waiting, page, False)[-1].plain == "open · approval 63 pending"
+    leased = replace(waiting, state="in_progress", assigned_to="[b]bob")
+    cell = row_cells(leased, page, True)[-1]
+    assert cell.plain == "in progress ([b]bob) · approval 63 pending"  # plain text, no markup
+
+
+def test_a_seeded_request_reaches_the_queue_row(
+    backend: ConsoleBackend, console_sessions: sessionmaker[Session]
+) -> None:
+    """``details.pending_approval`` read for the page's rows on each backend, only while the
+    approval is open."""
+    with console_sessions.begin() as session:
+        (approval,) = open_work_items(session, [{
+            "kind": "approval", "source_key": "write_off:999", "amount": Decimal("900.00"),
+            "payer_id": "SMPAE", "payer_name": "ACME", "patient_control_number": "PCNWAIT",
+            "trace_number": "TRNWAIT", "error": "over the limit", "error_signature": "",
+        }], now=NOW)  # fmt: skip
+        open_work_items(session, [{
+            "kind": "denial", "source_key": "denial-wait", "amount": Decimal("900.00"),
+            "payer_id": "SMPAE", "payer_name": "ACME", "patient_control_number": "PCNWAIT",
+            "trace_number": "TRNWAIT", "error": "denied (CO-197)", "error_signature": "",
+            "details": {"pending_approval": approval.id},
+        }], now=NOW)  # fmt: skip
+    rows = backend.queue_page("denial", QueueFilter.parse("claim:PCNWAIT")).rows
+    assert [r.pending_approval for r in rows] == [approval.id]
+    assert all(r.pending_approval is None for r in backend.queue_page("denial").rows
+               if r.claim != "PCNWAIT")  # fmt: skip

@@ -81,7 +81,7 @@ def test_a_write_off_amount_is_plain_dollars_and_cents(text: Any, expected: str)
     "text",
     [
         "1e2", "1E+2", "1E2", "-5", "+5", "1.001", "100.000", "NaN", "nan", "Infinity", "inf",
-        "-Infinity", "", "  ", "1,000", "1_000", ".5", "5.", "0x10", "١٢٣", "12 34",
+        "-Infinity", "", "  ", "1,00", "1_000", ".5", "5.", "0x10", "١٢٣", "12 34",
         D("NaN"), D("Infinity"), D("-1"), D("1.001"), 1.5, 100,
     ],
 )  # fmt: skip

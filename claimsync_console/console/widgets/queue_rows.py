@@ -57,10 +57,14 @@ class LoadFailed(Message):
 def row_cells(row: QueueRow, page: QueuePage, marked: bool) -> list[Any]:
     """One item's cells, in COLUMNS order; ages are as of the page's read (the backend's
     clock), so a frozen clock gives the same screen every time. The payer's and the ERP's
-    words are ``Text`` (:func:`fmt.plain`): a str cell would be read as markup."""
+    words are ``Text`` (:func:`fmt.plain`): a str cell would be read as markup. A denial whose
+    write-off waits for a supervisor says so (``open · approval 63 pending``): it is not work
+    for an analyst until the approval is decided."""
     state = row.state.replace("_", " ")
     if row.assigned_to:
         state = f"{state} ({row.assigned_to})"
+    if row.pending_approval is not None:
+        state = f"{state} · approval {row.pending_approval} pending"
     return [
         Text.assemble(("●" if marked else " ", "bold yellow"), f" {row.id:>6}"),
         fmt.age(page.at - row.created_at),
