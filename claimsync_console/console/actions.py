@@ -34,6 +34,7 @@ from claimsync_console.console.action_messages import (
     describe_error,
     erp_note,
     in_dollars,
+    write_off_outlook,
 )
 from claimsync_console.console.modals import (
     ConfirmDialog,
@@ -44,7 +45,7 @@ from claimsync_console.console.modals import (
     WriteOffDialog,
     money,
 )
-from claimsync_console.console.remap_dialog import RemapDialog, RemapPayment
+from claimsync_console.console.remap_dialog import RemapDialog, RemapFacts, RemapPayment
 from claimsync_console.engine.claim_search import search_claims
 from claimsync_console.engine.console_checks import (
     MarkedItem,
@@ -55,7 +56,7 @@ from claimsync_console.engine.console_checks import (
 from claimsync_console.engine.console_detail import (
     ItemView,
     approve_refusal_for,
-    erp_circuits_open,
+    claim_payer_name,
     load_item_view,
     write_off_reason,
 )
@@ -227,12 +228,14 @@ class ActionRunner:
             remapped = await self._ask(RemapDialog(
                 item_id, RemapPayment.of(view.item, view.payment), view.candidates, search,
                 partial(triage.remap, item_id, expected_version=version),
+                partial(self._remap_facts, item_id),
             ))  # fmt: skip
             return None if remapped is None else partial(_made, remapped)
         if action == "write_off":
+            reason = write_off_reason(triage.rules, view.item.get("details") or {})
             chosen: WriteOffChoice | None = await self._ask(self._write_off_dialog(
                 f"Write off work item {item_id} ({money(view.item['amount'])})",
-                view.item.get("details") or {}, Decimal(view.item["amount"]),
+                reason, Decimal(view.item["amount"]),
             ))  # fmt: skip
             if chosen is None:
                 return None
@@ -264,11 +267,17 @@ class ActionRunner:
         return partial(method, item_id, note=note, expected_version=version)
 
     def _write_off_dialog(
-        self, title: str, details: dict[str, Any], amount: Decimal | None
+        self, title: str, reason: str | None, amount: Decimal | None
     ) -> WriteOffDialog:
-        rules = self.backend.triage.rules
-        reasons = sorted(rules.write_offs.items())
-        return WriteOffDialog(title, reasons, write_off_reason(rules, details), amount)
+        reasons = sorted(self.backend.triage.rules.write_offs.items())
+        return WriteOffDialog(title, reasons, reason, amount)
+
+    def _remap_facts(self, item_id: int, claim_id: int) -> RemapFacts:
+        """For the remap dialog's confirmation, in its thread worker: the claim's payer name
+        and what the service would want ``force`` for (read only; the remap checks again)."""
+        warnings = getattr(self.backend.triage, "remap_warnings", None)
+        found = tuple(warnings(item_id, claim_id)) if callable(warnings) else ()
+        return RemapFacts(claim_payer_name(self.backend.sessions, claim_id), found)
 
     # -- several items -------------------------------------------------------------------------
 
@@ -292,7 +301,12 @@ class ActionRunner:
         if options is None:
             return
         typed = preview.count > self.typed_above
-        if not await self._ask(ConfirmDialog(name, preview.count, preview.total, typed=typed)):
+        detail = ""
+        if action == "write_off":  # the reason chosen, named where the operator confirms
+            triage = self.backend.triage
+            detail = write_off_outlook(triage.rules, options["reason"], triage.role, preview.count)
+        confirm = ConfirmDialog(name, preview.count, preview.total, typed=typed, detail=detail)
+        if not await self._ask(confirm):
             return
         apply = partial(self.backend.triage.bulk, name, ids, **options)
         self.acted = True
@@ -302,12 +316,12 @@ class ActionRunner:
         self, action: str, preview: Preview, items: list[MarkedItem]
     ) -> dict[str, Any] | None:
         what = f"{preview.count} items ({money(preview.total)})"
-        if action == "write_off":  # the items' own CARC when they share one, as for one item
-            carc = common_carc(items, list(self.backend.triage.rules.write_offs))
-            shared = f", all {carc}" if carc else ", mixed reasons"
-            chosen: WriteOffChoice | None = await self._ask(self._write_off_dialog(
-                f"Write off {what}{shared}", {"carcs": [carc]} if carc else {}, None
-            ))  # fmt: skip
+        if action == "write_off":  # the items' own CARC when they share one, as for one item;
+            carc = common_carc(items, list(self.backend.triage.rules.write_offs))  # else none
+            shared = f", all {carc}" if carc else ", mixed reasons: choose one"
+            chosen: WriteOffChoice | None = await self._ask(
+                self._write_off_dialog(f"Write off {what}{shared}", carc, None)
+            )
             return None if chosen is None else {"reason": chosen.reason, "note": chosen.note}
         if action == "retry":
             return {}
@@ -351,7 +365,7 @@ class ActionRunner:
         if queued is None:
             return done, []
         try:
-            return done, erp_circuits_open(self.backend.sessions)
+            return done, self.backend.erp_circuits_open()
         except Exception:  # the note is a courtesy; the action itself is done
             return done, []
 

@@ -97,12 +97,19 @@ class WriteOffChoice:
 class WriteOffDialog(Dialog):
     """CARC reason picker, amount prefilled with the item's, and a required note.
 
-    The amount is checked here with the service's own parser (plain dollars and cents, above
-    0, at most the item's): a bad one keeps the dialog open with the problem under the field,
-    where it used to close the dialog and lose the note when the service refused it."""
+    The amount is read as typed, by the service's own parser: the field takes any character,
+    so a slip (``1e2``, ``-50``, ``1,00``) is refused with the parser's reason under the field
+    instead of being filtered or re-read into another amount that posts (a filter turned
+    ``1e2`` into 12, and dropping the commas made ``12,50`` into 1250). The dialog stays open
+    and keeps the note. ``reason`` None (a bulk write-off of items with different CARCs)
+    preselects nothing: a reason none of the items carries must be chosen, not defaulted."""
 
     def __init__(
-        self, title: str, reasons: Sequence[tuple[str, str]], reason: str, amount: Decimal | None
+        self,
+        title: str,
+        reasons: Sequence[tuple[str, str]],
+        reason: str | None,
+        amount: Decimal | None,
     ) -> None:
         super().__init__()
         self.title_text, self.reasons, self.reason, self.amount = title, reasons, reason, amount
@@ -112,12 +119,15 @@ class WriteOffDialog(Dialog):
         with Vertical():
             yield Static(plain(self.title_text), classes="title")
             yield Label("Reason (CARC or the rules' name)")
-            yield Select(options, value=self.reason, allow_blank=False, id="reason")
+            if self.reason is None:
+                yield Select(options, prompt="choose a reason", allow_blank=True, id="reason")
+            else:
+                yield Select(options, value=self.reason, allow_blank=False, id="reason")
             yield Label("Amount")
             if self.amount is None:
                 yield Static("each item's whole amount", id="amount-fixed")
             else:
-                yield Input(str(self.amount), id="amount", restrict=r"[0-9.,]*")
+                yield Input(str(self.amount), id="amount")
                 yield Static("", id="amount-error", classes="error")
             yield Label("Note (why it is not worth appealing)")
             yield Input(id="note", placeholder="required")
@@ -126,7 +136,7 @@ class WriteOffDialog(Dialog):
     def on_mount(self) -> None:
         if self.amount is not None:
             self._amount_problem("")
-        self.query_one("#note", Input).focus()
+        self.query_one("#reason" if self.reason is None else "#note").focus()
 
     @on(Input.Submitted)
     def _entered(self) -> None:
@@ -143,14 +153,22 @@ class WriteOffDialog(Dialog):
         if self.amount is not None:
             self._amount_problem("")
 
+    @on(Select.Changed, "#reason")
+    def _reason_changed(self) -> None:
+        self.fail("")
+
     def submit(self) -> None:
         reason = self.query_one("#reason", Select).value
         note = self.query_one("#note", Input).value.strip()
+        if reason is Select.NULL:
+            self.query_one("#reason", Select).focus()
+            self.fail("Choose a reason: the items' reasons differ, so none is chosen for you.")
+            return
         amount: Decimal | None = None
         if self.amount is not None:
             field = self.query_one("#amount", Input)
-            try:  # "1,234.50" is how people write money; the parser takes plain digits
-                amount = parse_write_off_amount(field.value.replace(",", ""), self.amount)
+            try:  # as typed: the parser alone decides what "1,234.50" or "1,00" mean
+                amount = parse_write_off_amount(field.value, self.amount)
             except UsageError as error:
                 self._amount_problem(error.message)
                 field.focus()
@@ -175,11 +193,7 @@ class ReverseDialog(Dialog):
         self.item_id, self.actions = item_id, actions
 
     def compose(self) -> ComposeResult:
-        options = [  # the operator's name, as it is
-            (plain(f"#{a['id']} {a['action']} by {a['operator']} at {_minute(a['created_at'])}"),
-             a["id"])
-            for a in self.actions
-        ]  # fmt: skip
+        options = [(plain(_reversible(a)), a["id"]) for a in self.actions]  # names as they are
         with Vertical():
             yield Static(f"Reverse an action on work item {self.item_id}", classes="title")
             yield Label("Action (its posting gets a compensating entry dated today)")
@@ -203,6 +217,17 @@ class ReverseDialog(Dialog):
         self.dismiss(ReverseChoice(int(self.query_one("#action", Select).value), note))  # type: ignore[arg-type]
 
 
+def _reversible(action: dict[str, Any]) -> str:
+    """``#2 write_off $12.00 as CO-50 by root at 2026-12-02 12:50``: what the action did, so
+    the operator reverses the one they mean (``amount``/``reason`` from the detail's view)."""
+    amount = action.get("amount")
+    what = f" {money(amount)}" if amount is not None else ""
+    if reason := action.get("reason"):
+        what += f" as {reason}" if action["action"] == "write_off" else f" ({reason})"
+    return (f"#{action['id']} {action['action']}{what} by {action['operator']}"
+            f" at {_minute(action['created_at'])}")  # fmt: skip
+
+
 def _minute(iso: str) -> str:
     """``2026-03-01T12:00:00+00:00`` as ``2026-03-01 12:00`` (UTC, as every time here)."""
     return iso[:16].replace("T", " ")
@@ -210,17 +235,23 @@ def _minute(iso: str) -> str:
 
 class ConfirmDialog(Dialog):
     """A bulk action's count and dollars; above the configured count the operator types the
-    count itself, so a slip of the finger cannot write off four thousand items."""
+    count itself, so a slip of the finger cannot write off four thousand items. ``detail``:
+    what else the operator confirms (a write-off's reason and what goes to approval)."""
 
-    def __init__(self, action: str, count: int, total: Decimal, *, typed: bool) -> None:
+    def __init__(
+        self, action: str, count: int, total: Decimal, *, typed: bool, detail: str = ""
+    ) -> None:
         super().__init__()
         self.action, self.count, self.total, self.typed = action, count, total, typed
+        self.detail = detail
 
     def compose(self) -> ComposeResult:
         verb = self.action.replace("_", " ")
         with Vertical():
             yield Static(f"{verb.capitalize()} {self.count} items?", classes="title")
             yield Static(f"{self.count} items, {money(self.total)} in all.", id="summary")
+            if self.detail:
+                yield Static(plain(self.detail), id="detail")
             if self.typed:
                 yield Label(f"Type {self.count} to confirm")
                 yield Input(id="typed", placeholder=str(self.count), restrict=r"[0-9]*")

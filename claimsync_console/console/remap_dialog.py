@@ -7,12 +7,15 @@ to remap to the matcher's first guess, even when no candidate was right. A claim
 explicitly (down to the claims, then Enter or a click on its row, or "Choose claim"); the
 confirmation then shows the payment (payer, PCN, charge) beside the claim (payer, PCN, billed
 amount, service date), each difference highlighted, and only its Remap button remaps (Enter in
-the note moves to that button, so a double Enter on a row cannot remap either).
+the note moves to that button, as its label says, so a double Enter on a row cannot remap
+either). While the confirmation shows, a thread worker asks ``prepare`` for the claim's payer
+name and the service's warnings (``remap_warnings``: another payer, an active payment already
+on the claim, another charge), so they are read before Remap is pressed, not after.
 
 The service may refuse a claim that looks wrong (another payer, already paid, another charge)
 with ``RemapNeedsForce``. The refusal is shown in the dialog, the analyst's choice and note
-kept; "Remap anyway" calls again with ``force=True``. Both are looked up by name and by the
-service's signature, so the dialog works with a service that has no such check.
+kept, and the focus moves to "Remap anyway", which calls again with ``force=True``. Both are
+looked up by name and by the service's signature, so the dialog works without such a check.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import events, on, work
@@ -74,6 +77,16 @@ class ClaimSide:
     payer_id: str
     billed: Decimal
     service_date: str
+    payer_name: str = ""  # known once ``prepare`` answered (hits and candidates have no name)
+
+
+@dataclass(frozen=True, slots=True)
+class RemapFacts:
+    """What ``prepare`` reads for the confirmation: the claim's payer name, and what the
+    service would refuse the remap for without ``force`` (empty: nothing)."""
+
+    payer_name: str
+    warnings: tuple[str, ...] = ()
 
 
 def needs_force(error: BaseException) -> bool:
@@ -97,7 +110,8 @@ def comparison(payment: RemapPayment, claim: ClaimSide) -> tuple[Table, list[str
         table.add_column(column, overflow="fold")
     charge = money(payment.charge) if payment.charge is not None else "-"
     rows = [
-        ("payer", f"{payment.payer_id} ({payment.payer_name})", claim.payer_id,
+        ("payer", f"{payment.payer_id} ({payment.payer_name})",
+         f"{claim.payer_id} ({claim.payer_name})" if claim.payer_name else claim.payer_id,
          payment.payer_id != claim.payer_id),
         ("PCN", payment.patient_control_number, claim.patient_control_number,
          payment.patient_control_number != claim.patient_control_number),
@@ -131,6 +145,11 @@ class RemapDialog(Dialog):
             super().__init__()
             self.term, self.hits = term, hits
 
+    class Prepared(Message):
+        def __init__(self, claim_id: int, facts: RemapFacts | None) -> None:
+            super().__init__()
+            self.claim_id, self.facts = claim_id, facts
+
     class Done(Message):
         def __init__(self, result: Any, error: BaseException | None) -> None:
             super().__init__()
@@ -143,10 +162,11 @@ class RemapDialog(Dialog):
         candidates: Sequence[dict[str, Any]],
         search: Callable[[str], list[ClaimHit]],
         remap: Callable[..., Any],
+        prepare: Callable[[int], RemapFacts] | None = None,
     ) -> None:
         super().__init__()
         self.item_id, self.payment, self.candidates = item_id, payment, candidates
-        self.search, self.remap = search, remap
+        self.search, self.remap, self.prepare = search, remap, prepare
         self.shown: dict[int, ClaimSide] = {}
         self.chosen: ClaimSide | None = None
         self.busy = False
@@ -168,7 +188,7 @@ class RemapDialog(Dialog):
                     yield Button("Choose claim", id="ok", variant="primary")
             with Vertical(id="confirm"):
                 yield Static("", id="comparison")
-                yield Label("Note")
+                yield Label("Note (optional) · Enter: go to Remap")
                 yield Input(id="note", placeholder="optional")
                 yield Static("", id="refusal", classes="error")
                 with Horizontal(classes="buttons"):
@@ -274,16 +294,40 @@ class RemapDialog(Dialog):
             return
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         self.chosen = self.shown[int(str(row_key.value))]
-        shown, differs = comparison(self.payment, self.chosen)
-        said = f"Differs: {', '.join(differs)}." if differs else "Payer, PCN and amounts agree."
-        self.query_one("#comparison", Static).update(Group(
-            Text(f"Remap to claim {self.chosen.claim_id}?", style="bold"), shown,
-            Text(said, style="bold" if differs else ""),
-        ))  # fmt: skip
+        self._compare(())
+        if self.prepare is not None:
+            self._prepare(self.prepare, self.chosen.claim_id)
         self._refuse("", force=False)
         self.query_one("#pick").display = False
         self.query_one("#confirm").display = True
         self.query_one("#note", Input).focus()
+
+    def _compare(self, warnings: tuple[str, ...]) -> None:
+        assert self.chosen is not None
+        shown, differs = comparison(self.payment, self.chosen)
+        said = f"Differs: {', '.join(differs)}." if differs else "Payer, PCN and amounts agree."
+        title = Text(f"Remap to claim {self.chosen.claim_id}?", style="bold")
+        parts: list[RenderableType] = [title, shown, Text(said, style="bold" if differs else "")]
+        if warnings:  # the service's own words: it will ask for "Remap anyway"
+            told = in_dollars("; ".join(warnings))
+            parts.append(plain(f"The service will ask to confirm: {told}.", "bold red"))
+        self.query_one("#comparison", Static).update(Group(*parts))
+
+    @work(thread=True, exclusive=True, group="remap-prepare", exit_on_error=False)
+    def _prepare(self, prepare: Callable[[int], RemapFacts], claim_id: int) -> None:
+        try:
+            facts: RemapFacts | None = prepare(claim_id)
+        except Exception as error:  # a courtesy: Remap itself still says what is wrong
+            log.warning("remap warnings could not be read: %s", type(error).__name__)
+            facts = None
+        self.post_message(self.Prepared(claim_id, facts))
+
+    def on_remap_dialog_prepared(self, prepared: Prepared) -> None:
+        chosen = self.chosen
+        if prepared.facts is None or chosen is None or chosen.claim_id != prepared.claim_id:
+            return  # failed, or the analyst went back and chose another claim meanwhile
+        self.chosen = replace(chosen, payer_name=prepared.facts.payer_name)
+        self._compare(prepared.facts.warnings)
 
     # -- step 2: confirm -----------------------------------------------------------------------
 
@@ -345,6 +389,8 @@ class RemapDialog(Dialog):
             said = in_dollars("; ".join(map(str, problems)))
             then = " Check the comparison; Remap anyway if it is right." if offer else ""
             self._refuse(f"The service refused this claim: {said}.{then}", force=offer)
+            if offer:  # the next decision is that one (Escape or Back still leave)
+                self.query_one("#force", Button).focus()
             return
         self._refuse(describe_error("remap", done.error)[0], force=False)
 

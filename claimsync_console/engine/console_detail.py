@@ -39,7 +39,6 @@ from claimsync_console.store import hydrate
 from claimsync_console.store import queries_engine as qe
 from claimsync_console.store import queries_items as qi
 from claimsync_console.store import queries_outbox as qo
-from claimsync_console.store import queries_status as qs
 from claimsync_console.store.models import ClaimRow
 from claimsync_console.store.models_engine import WorkItem
 from claimsync_console.store.queries import get_blob
@@ -123,6 +122,7 @@ def load_item_view(
         posting = _posting(session, rules, item, payment, now)
         claim = _claim(session, _claim_id(session, item))
         origin = _origin(session, item.details or {})
+        reversible = _with_amounts(session, reversible_actions(base["actions"]))
     return ItemView(
         item=base["item"],
         claim=claim,
@@ -135,7 +135,7 @@ def load_item_view(
         actions=base["actions"],
         attempts=base["attempts"],
         outbox=base["outbox"],
-        reversible=reversible_actions(base["actions"]),
+        reversible=reversible,
         origin=origin,
     )
 
@@ -153,6 +153,18 @@ def reversible_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda a: a["id"], reverse=True)
 
 
+def _with_amounts(session: Session, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each action with the ``amount`` its reversal takes back (its posting's: an approval's
+    own amount also counts earlier write-offs) and its ``reason``, for the reverse dialog."""
+    shown = []
+    for a in actions:
+        payload, row = a.get("payload") or {}, qo.get_outbox_row(session, a["outbox_id"])
+        amount = row.amount if row is not None else Decimal(str(payload.get("amount", "0")))
+        reason = str(payload.get("reason") or payload.get("code") or "")
+        shown.append({**a, "amount": amount, "reason": reason})
+    return shown
+
+
 def approve_refusal_for(view: ItemView, triage: Any) -> str | None:
     """Why ``triage``'s operator may not approve the item shown, else None: the service's own
     check, asked before the note. Only for an open approval item; on any other the service
@@ -163,12 +175,6 @@ def approve_refusal_for(view: ItemView, triage: Any) -> str | None:
     return approve_refusal(triage.rules, view.item_id, item.get("details") or {},
                            Decimal(item["amount"]), item.get("requested_by"),
                            operator=triage.operator, role=triage.role)  # fmt: skip
-
-
-def erp_circuits_open(sessions: sessionmaker[Session]) -> list[str]:
-    """Adapters whose circuit is open: a queued posting waits until they answer again."""
-    with sessions() as session:
-        return [row.adapter for row in qs.adapter_rows(session) if row.circuit_state != "closed"]
 
 
 # -- the parsed claim and payment ----------------------------------------------------------------
@@ -189,6 +195,13 @@ def _claim(session: Session, claim_id: int | None) -> dict[str, Any] | None:
         "frequency_code": row.frequency_code,
         "payer_claim_control_number": row.payer_claim_control_number,
     }
+
+
+def claim_payer_name(sessions: sessionmaker[Session], claim_id: int) -> str:
+    """For the remap dialog: the candidates and the claim search carry the payer's id only."""
+    with sessions() as session:
+        row = session.get(ClaimRow, claim_id)
+        return (row.payer_name or "") if row is not None else ""
 
 
 def _claim_id(session: Session, item: Any) -> int | None:

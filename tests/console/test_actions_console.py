@@ -260,7 +260,9 @@ def test_reverse_the_last_write_off(world: World) -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("v")
-        await dialog(pilot, ReverseDialog)
+        form = await dialog(pilot, ReverseDialog)
+        shown = str(form.query_one("SelectCurrent").label)  # the action as it is listed
+        assert shown.startswith(f"#{wrote.action_id} write_off ${item.amount:,.2f} as CO-50 by")
         await type_into(pilot, "#note", "wrong claim")
         await pilot.press("enter")
         await finished(pilot)

@@ -11,8 +11,9 @@ from typing import Any
 
 from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Label, Static
 
+from claimsync_console.console.action_messages import in_dollars
 from claimsync_console.console.remap_dialog import (
     ClaimSide,
     RemapDialog,
@@ -123,10 +124,37 @@ def test_the_confirmation_shows_the_payment_beside_the_claim(world: World) -> No
         assert f"charge ${D(item.details['charge']):,.2f}" in shown
         assert f"billed ${D(first['billed_amount']):,.2f}" in shown
         assert "Differs: PCN, amount" in shown
+        assert "Enter: go to Remap" in text_of(picker.query_one("#confirm Label", Label))
         await pilot.press("enter")  # Enter in the note only moves to the Remap button
         assert pilot.app.screen is picker and picker.focused is picker.query_one("#remap")
         await pilot.click("#back")
         assert picker.query_one("#pick").display
+        await pilot.press("escape")
+        await finished(pilot)
+
+    run(app, scenario)
+    assert world.item(item.id).state == "open"
+
+
+def test_the_confirmation_names_the_claims_payer_and_the_services_warnings(world: World) -> None:
+    """Before Remap is pressed: the claim's payer with its name, like the payment's, and what
+    the service would refuse the remap for (here the claim already has a payment)."""
+    item = world.items("unmatched_remittance")[0]
+    first = item.details["candidates"][0]
+    warned = world.backend().triage.remap_warnings(item.id, first["claim_id"])
+    active = next(w for w in warned if "already has an active payment" in w)
+    app = DetailApp(world.backend(), item.id)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("m")
+        picker = await dialog(pilot, RemapDialog)
+        await pilot.press("down", "enter")
+        shown = picker.query_one("#comparison", Static)
+        await until(pilot, lambda: "will ask to confirm" in text_of(shown), "the warnings")
+        said = " ".join(text_of(shown).split())
+        assert said.count(f"{first['payer_id']} ({item.payer_name})") == 2, said
+        assert in_dollars(active) in said
         await pilot.press("escape")
         await finished(pilot)
 
@@ -177,6 +205,7 @@ def test_a_refusal_is_said_in_the_dialog_and_remap_anyway_forces(world: World) -
         assert "refused this claim: the claim is another payer's (SMPBC)" in said
         assert "Traceback" not in said and pilot.app.screen is picker
         assert picker.query_one("#note", Input).value == "the payer merged"
+        await until(pilot, lambda: picker.focused is force, "the focus on Remap anyway")
         await press(pilot, "#force")
         await finished(pilot)
 

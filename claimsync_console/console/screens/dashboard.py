@@ -54,6 +54,10 @@ class DashboardFailed(Message):
 class DashboardScreen(Screen[None]):
     """Stages, outbox, postings per minute, adapters, and open work per queue with aging."""
 
+    DEFAULT_CSS: ClassVar[str] = """
+    DashboardScreen #queues-note { height: auto; padding: 0 1; color: $text-muted; }
+    """
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_queue", "Open queue"),
         Binding("j", "cursor_down", "Down", show=False),
@@ -84,6 +88,9 @@ class DashboardScreen(Screen[None]):
             yield Sparkline([], id="postings")
         table: DataTable[Any] = DataTable(id="queues", cursor_type="row", zebra_stripes=True)
         yield table
+        note = Static(id="queues-note")  # shown when the queues' dollars do not simply add up
+        note.display = False
+        yield note
         yield Static(id="dash-status")
         yield AdaptiveFooter()
 
@@ -206,6 +213,13 @@ class DashboardScreen(Screen[None]):
         )  # fmt: skip
         if cursor < table.row_count:
             table.move_cursor(row=cursor, animate=False)
+        note = self.query_one("#queues-note", Static)
+        counted_once = sum((t.amount for t in board.queues), start=Decimal(0)) - _held(board)
+        note.update(
+            f"All queues: write-off requests counted once (−{fmt.money(counted_once)}):"
+            " an approval holds the dollars of the item it would write off."
+        )
+        note.display = counted_once > 0
 
     # -- keys --------------------------------------------------------------------------------
 

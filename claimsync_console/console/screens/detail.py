@@ -188,7 +188,7 @@ class DetailScreen(Screen[None]):
         item = view.item
         title = (
             f"Work item {item['id']} · {item['kind']} · {item['state']} · "
-            f"{money(item['amount'])} · {item['payer_name'] or item['payer_id']} · "
+            f"{_amount(item)} · {item['payer_name'] or item['payer_id']} · "
             f"v{item['version']}"
         )
         self.query_one("#title", Static).update(plain(title))  # the payer's name, as it is
@@ -249,9 +249,27 @@ def _request(view: ItemView) -> RenderableType | None:
     if limit := details.get("threshold"):
         role = details.get("required_role") or "supervisor"
         table.add_row("why approval", f"over the limit of {money(limit)}: a {role} decides")
+    if details.get("beyond_all_tiers"):  # no tier reaches the amount: the top role decides
+        role = details.get("required_role") or "supervisor"
+        table.add_row("limits", f"beyond every approval limit: flagged (a {role} decides)")
     if write_off:
         table.add_row("note", origin.get("note") or "-")
     return table
+
+
+def _amount(item: dict[str, Any]) -> str:
+    """The item's amount for its header. After write-offs in parts the item's own amount is
+    only the last part (a written-off item keeps what was open before its last write-off), so
+    what was written off in all is said instead, or beside what is still open."""
+    taken = [w for w in (item.get("details") or {}).get("write_offs", [])
+             if not w.get("reversed_by")]  # fmt: skip
+    if not taken:
+        return money(item["amount"])
+    total = sum((Decimal(str(w["amount"])) for w in taken), Decimal(0))
+    parts = f" in {len(taken)} parts" if len(taken) > 1 else ""
+    if item["state"] == "written_off":  # one part: the item's amount is all of it
+        return f"written off {money(total)}{parts}" if parts else money(total)
+    return f"{money(item['amount'])} open, {money(total)} written off{parts}"
 
 
 def _summary(view: ItemView) -> RenderableType:
