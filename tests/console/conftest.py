@@ -21,6 +21,11 @@ from claimsync_console.engine.rules import load_rules, sample_rules_path
 from claimsync_console.store.db import make_engine, session_factory, upgrade_to_head
 from claimsync_console.store.models_engine import AdapterHealth, OutboxEntry
 from claimsync_console.store.queries_engine import open_work_items
+from tests.console.detail_world import world_fixture
+from tests.engine.triage_support import sqlite_template_fixture
+
+#: the sample-data world of the detail and action tests, for every module here
+__all__ = ["sqlite_template_fixture", "world_fixture"]
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 PAYERS = (("SMPAE", "ACME HEALTH INSURANCE"), ("SMPBC", "BLUE SAMPLE CROSS SHIELD"),

@@ -26,11 +26,7 @@ from tests.console.detail_world import (
     settle,
     type_into,
     until,
-    world_fixture,
 )
-from tests.engine.triage_support import sqlite_template_fixture
-
-__all__ = ["sqlite_template_fixture", "world_fixture"]  # the fixtures, for pytest
 
 D = Decimal
 

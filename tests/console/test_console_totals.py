@@ -17,10 +17,7 @@ from claimsync_console.console.screens.dashboard import DashboardScreen
 from claimsync_console.console.screens.detail import DetailScreen
 from claimsync_console.engine.console_backend import ConsoleBackend
 from tests.console.conftest import make_app
-from tests.console.detail_world import DetailApp, World, loaded, run, until, world_fixture
-from tests.engine.triage_support import sqlite_template_fixture
-
-__all__ = ["sqlite_template_fixture", "world_fixture"]  # the fixtures, for pytest
+from tests.console.detail_world import DetailApp, World, loaded, run, until
 
 D = Decimal
 

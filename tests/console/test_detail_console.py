@@ -37,11 +37,8 @@ from tests.console.detail_world import (
     settle,
     type_into,
     until,
-    world_fixture,
 )
-from tests.engine.triage_support import NOW, sqlite_template_fixture
-
-__all__ = ["sqlite_template_fixture", "world_fixture"]  # the fixtures, for pytest
+from tests.engine.triage_support import NOW
 
 
 def shown(screen: DetailScreen, widget: str) -> str:

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from claimsync_console.engine.console_backend import QueueFilter, UsageError
 from claimsync_console.engine.ingest import ingest_paths
 from claimsync_console.store.queue_search import payers_like
-from tests.console.detail_world import World, world_fixture  # noqa: F401 - the fixture
-from tests.engine.triage_support import sqlite_template_fixture  # noqa: F401 - the fixture
+from tests.console.detail_world import World
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 

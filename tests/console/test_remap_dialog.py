@@ -33,11 +33,8 @@ from tests.console.detail_world import (
     run,
     type_into,
     until,
-    world_fixture,
 )
-from tests.engine.triage_support import NOW, sqlite_template_fixture
-
-__all__ = ["sqlite_template_fixture", "world_fixture"]  # the fixtures, for pytest
+from tests.engine.triage_support import NOW
 
 D = Decimal
 
