@@ -252,3 +252,25 @@ def test_the_payment_side_comes_from_the_view(world: World) -> None:
     assert side.payer_id == item.payer_id
     assert side.patient_control_number == item.patient_control_number
     assert side.charge == D(item.details["charge"]) and side.paid == item.amount
+
+
+def test_at_100_columns_the_dialog_keeps_its_buttons_on_screen(world: World) -> None:
+    import asyncio
+
+    from textual.widgets import Button
+
+    item = world.items("unmatched_remittance")[0]
+    app = DetailApp(world.backend(), item.id)
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot)
+            await pilot.press("m")
+            picker = await dialog(pilot, RemapDialog)
+            await pilot.pause()
+            shown = [b for b in picker.query(Button) if b.region.width]
+            assert shown, "no button on screen"
+            for button in shown:  # the others belong to the confirmation, not shown yet
+                assert button.region.right <= 100, button.label
+
+    asyncio.run(main())
