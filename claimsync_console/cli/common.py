@@ -106,16 +106,22 @@ def store_session(database: str | None) -> Iterator[Session]:
 
 
 def _save_traceback() -> str:
-    """Keep the traceback for the engineers in a file instead of on the operator's screen."""
+    """Keep the traceback for the engineers in a file instead of on the operator's screen.
+    Readable by this user only (an exception's message can quote a file's content, and the
+    temporary folder is shared); the folder is per user, so another user's cannot block it."""
+    import getpass
+    import os
     import tempfile
     import traceback
     from datetime import UTC, datetime
     from pathlib import Path
 
-    folder = Path(tempfile.gettempdir()) / "claimsync-errors"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.gettempdir()) / f"claimsync-errors-{getpass.getuser()}"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"error-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.txt"
-    path.write_text(traceback.format_exc(), encoding="utf-8")
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(traceback.format_exc())
     return str(path)
 
 
