@@ -27,6 +27,7 @@ def _register() -> None:
         audit_cmd,
         console_cmd,
         demo_cmd,
+        files_cmd,
         ingest_cmd,
         items_cmd,
         reconcile_cmd,
@@ -38,6 +39,7 @@ def _register() -> None:
     )
 
     ingest_cmd.register(app)
+    files_cmd.register(app)
     status_cmd.register(app)
     demo_cmd.register(app)
     reconcile_cmd.register(app)

@@ -8,8 +8,9 @@ A crash inside the second leaves the file ``received``, and the next run simply 
 (the second transaction first clears anything of that file, so a re-run can never double rows).
 
 Identity is the SHA-256 of the bytes: the same bytes again are a ``duplicate``. A different file
-re-sending an interchange (same sender and ISA13) that is already loaded is quarantined for a
-human to decide, because loading it would post the same payments twice.
+re-sending an interchange that is already loaded (same sender, receiver, ISA13 and kind:
+engine/interchange.py) is quarantined for a human to decide, because loading it would post the
+same payments twice; ``load_kept`` is how engine/quarantine.py loads it once they have.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
+from claimsync_console.engine.interchange import resent_interchange, sniff_interchange
 from claimsync_console.store import queries
 from claimsync_console.store.loader import DEFAULT_BATCH_SIZE, BatchLoader, add_blob_streamed
 from claimsync_console.store.rows import UnstorableValueError
 from claimsync_console.x12.document import DocumentReader, read_document
 from claimsync_console.x12.findings import Finding, Severity
-from claimsync_console.x12.tokenizer import TokenizerError, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +148,6 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return files
 
 
-def sniff_interchange(data: bytes) -> tuple[str, str]:
-    """(sender id ISA06, ISA13) of the file's first interchange, or ('', '') when it has none."""
-    try:
-        first = next(iter(tokenize(data[:4096])), None)
-    except (TokenizerError, UnicodeError, IndexError, ValueError):
-        return "", ""
-    if first is None or first.id != "ISA":
-        return "", ""
-    return first.get(6).strip(), first.get(13).strip()
-
-
 # -- the pipeline ------------------------------------------------------------------------------
 
 
@@ -263,7 +253,7 @@ def _load(
         raise _AlreadyLoaded
     queries.delete_file_rows(session, received.source_file_id)
     reader = read_document(io.BytesIO(data), Path(received.name).name)
-    conflict = _resent_interchange(session, received) if check_resent else None
+    conflict = resent_interchange(session, received.source_file_id, data) if check_resent else None
     if conflict is not None:
         for _ in reader:  # read without loading, for the kind and the other findings
             pass
@@ -296,30 +286,33 @@ def _load(
     )
 
 
-def _resent_interchange(session: Session, received: _Received) -> dict[str, Any] | None:
-    """A finding when this sender's ISA13 was already loaded from a different file."""
-    if not received.interchange_control_number:
-        return None
-    other = queries.find_loaded_interchange(
-        session,
-        received.sender_id,
-        received.interchange_control_number,
-        exclude_id=received.source_file_id,
+class LoadRefusedError(Exception):
+    """``load_kept`` found the file unloadable after all (its findings say why)."""
+
+    def __init__(self, summary: str, findings: list[dict[str, Any]]) -> None:
+        super().__init__(summary)
+        self.findings = findings
+
+
+def load_kept(session: Session, source_file_id: int, *, at: datetime) -> str:
+    """Load a stored file from its kept bytes inside the caller's transaction, skipping the
+    re-sent rule (a person has decided); returns its kind. Raises LoadRefusedError instead of
+    quarantining, so the caller's transaction (and its audit row) rolls back as a whole."""
+    source = queries.get_source_file(session, source_file_id)
+    data = None if source is None else queries.get_blob(session, source.sha256)
+    if source is None or data is None:
+        raise LoadRefusedError(f"source file {source_file_id} or its bytes are missing", [])
+    received = _Received(
+        source.id, source.status, source.name, source.sender_id, source.interchange_control_number
     )
-    if other is None:
-        return None
-    return {
-        "severity": Severity.ERROR.value,
-        "segment_index": 1,
-        "segment_id": "ISA",
-        "code": "resent-interchange",
-        "message": (
-            f"interchange ISA13={received.interchange_control_number} from sender "
-            f"{received.sender_id} was already loaded from file {other.name} "
-            f"(source file {other.id}, sha256 {other.sha256[:12]}); a person must decide "
-            "whether this file replaces it"
-        ),
-    }
+    try:
+        _load(session, received, bytes(data), at, DEFAULT_BATCH_SIZE, False)
+    except _AlreadyLoaded:
+        raise LoadRefusedError(f"source file {source_file_id} is already loaded", []) from None
+    except _Quarantine as refused:
+        raise LoadRefusedError(refused.summary, refused.findings) from None
+    session.expire(source)  # set_file_outcome wrote the row with a bulk UPDATE
+    return source.kind
 
 
 def _unstorable(exc: UnstorableValueError) -> dict[str, Any]:
@@ -392,8 +385,10 @@ def _stored_result(
 __all__ = [
     "IngestPathError",
     "IngestResult",
+    "LoadRefusedError",
     "collect_files",
     "ingest_file",
     "ingest_paths",
+    "load_kept",
     "sniff_interchange",
 ]

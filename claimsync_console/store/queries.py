@@ -118,10 +118,11 @@ def set_file_outcome(
     )
 
 
-def find_loaded_interchange(
+def loaded_interchanges(
     session: Session, sender_id: str, interchange_control_number: str, *, exclude_id: int
-) -> SourceFile | None:
-    """A loaded file, other than ``exclude_id``, that carried this sender's ISA13."""
+) -> Sequence[SourceFile]:
+    """Loaded files, other than ``exclude_id``, that carried this sender's ISA13: the candidates
+    the re-sent rule then narrows by qualifiers, receiver and kind (engine/interchange.py)."""
     return session.scalars(
         select(SourceFile)
         .where(
@@ -131,8 +132,15 @@ def find_loaded_interchange(
             SourceFile.id != exclude_id,
         )
         .order_by(SourceFile.id)
-        .limit(1)
+    ).all()
+
+
+def get_blob_head(session: Session, sha256: str, size: int) -> bytes | None:
+    """The first ``size`` bytes of a kept file, without reading the whole blob into memory."""
+    head = session.scalars(
+        select(func.substr(FileBlob.content, 1, size)).where(FileBlob.sha256 == sha256)
     ).one_or_none()
+    return None if head is None else bytes(head)
 
 
 def list_source_files(session: Session, *, status: str | None = None) -> Sequence[SourceFile]:

@@ -158,7 +158,7 @@ def test_resent_interchange_with_different_bytes_is_quarantined(
     (conflict,) = [f for f in result.findings if f["code"] == "resent-interchange"]
     assert conflict["severity"] == "error"
     assert "ISA13=000000907" in conflict["message"]
-    assert "from sender 000000005" in conflict["message"]
+    assert "(835) from sender 30:000000005 to receiver 30:12345" in conflict["message"]
     assert MANAGED_CARE_835.name in conflict["message"]
     with db_sessions() as session:
         assert len(session.scalars(select(Remittance)).all()) == 1
@@ -168,6 +168,35 @@ def test_resent_interchange_with_different_bytes_is_quarantined(
 
     (unchecked,) = ingest_paths(db_sessions, [resent], now=NOW, check_resent=False)
     assert unchecked.status == "loaded"  # a quarantined file is re-evaluated on re-ingest
+
+
+DEMO = CORPUS / "LinuxForHealth__x12"
+
+
+def test_same_sender_and_isa13_in_an_837_and_an_835_both_load(db_sessions: Sessions) -> None:
+    """demo.837 and demo.835 share ISA05/06, ISA07/08 and ISA13: different kinds, no re-send."""
+    claims, payments = DEMO / "demo-file__demo.837", DEMO / "demo-file__demo.835"
+    assert sniff_interchange(claims.read_bytes()) == sniff_interchange(payments.read_bytes())
+
+    results = ingest_paths(db_sessions, [claims, payments], now=NOW)
+
+    assert [(r.kind, r.status) for r in results] == [("837P", "loaded"), ("835", "loaded")]
+    assert not [f for r in results for f in r.findings if f["code"] == "resent-interchange"]
+
+
+def test_same_isa13_to_another_receiver_is_not_a_resend(
+    db_sessions: Sessions, tmp_path: Path
+) -> None:
+    ingest_paths(db_sessions, [MANAGED_CARE_835], now=NOW)
+    original = MANAGED_CARE_835.read_bytes()
+    isa = original[:106]
+    receiver = isa.split(b"*")[8]
+    other = tmp_path / "other-receiver.835"
+    other.write_bytes(isa.replace(receiver, b"OTHER".ljust(len(receiver))) + original[106:])
+
+    (result,) = ingest_paths(db_sessions, [other], now=NOW)
+
+    assert result.status == "loaded"
 
 
 def test_an_interchange_only_quarantined_before_does_not_block(
