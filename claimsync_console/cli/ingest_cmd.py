@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -61,50 +62,86 @@ def ingest(
     raise typer.Exit(EXIT_SOME_FAILED if quarantined else EXIT_OK)
 
 
+#: Longest ``segment_id`` a finding reports. X12 segment ids are 2 or 3 characters; binary
+#: garbage read as one "segment" once gave an id of megabytes, in every line of the report.
+SEGMENT_ID_MAX = 16
+#: Findings that quarantine a file even though they are not fatal (engine/ingest.py).
+QUARANTINE_CODES = frozenset({"resent-interchange"})
+SHOWN_REASONS = 3
+
+
 def result_json(result: IngestResult) -> dict[str, object]:
     """One file's JSON line (docs/cli.md). Each finding names its file too: a script that
     gathers the findings of a whole drop folder (``jq '.findings[]'``) still knows where each
-    one came from."""
+    one came from. Text stays as the file had it (JSON escapes control characters); only a
+    ``segment_id`` longer than SEGMENT_ID_MAX is cut, ending in ``…``."""
     out = result.to_json()
     out["findings"] = [
-        {"severity": f.get("severity"), "file": result.file, **f} for f in result.findings
+        {
+            "severity": f.get("severity"),
+            "file": result.file,
+            **f,
+            "segment_id": _segment_id(f.get("segment_id")),
+        }
+        for f in result.findings
     ]
     return out
 
 
+def _segment_id(value: object) -> object:
+    if isinstance(value, str) and len(value) > SEGMENT_ID_MAX:
+        return value[: SEGMENT_ID_MAX - 1] + "…"
+    return value
+
+
+def quarantine_reasons(findings: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The findings in the order that explains a quarantine: those that caused it first (fatal
+    ones and a re-sent interchange), then errors, then the rest. In file order, a file's
+    warnings came first and the three lines printed never named the reason."""
+
+    def rank(finding: Mapping[str, Any]) -> int:
+        if finding.get("severity") == "fatal" or finding.get("code") in QUARANTINE_CODES:
+            return 0
+        return 1 if finding.get("severity") == "error" else 2
+
+    return sorted(findings, key=rank)  # stable: file order within a rank
+
+
 def print_results(results: list[IngestResult]) -> None:
+    """The table, then each quarantined file's reasons on stderr. Everything from the file
+    (its name, a segment id, a finding's message) is plain text, never rich markup (a ``[/]``
+    in a segment crashed the report, ``[bold]`` vanished), and its control characters are
+    shown escaped (``\\x1b``), never sent to the terminal."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    from claimsync_console.cli.output import wide_when_piped
+    from claimsync_console.cli.output import print_table, printable
 
-    table = Table(title="ingest", show_lines=False)
-    for column in ("file", "status", "kind", "claims", "payments", "paid", "findings"):
-        table.add_column(
-            column, justify="right" if column in ("claims", "payments", "paid") else "left"
-        )
-    for result in results:
-        table.add_row(
-            Path(result.file).name,
-            result.status,
-            result.kind,
-            str(result.claims),
-            str(result.claim_payments),
-            str(result.paid_total),
-            str(len(result.findings)),
-        )
-    wide_when_piped().print(table)
-    errors = Console(stderr=True)
+    print_table(
+        "ingest",
+        ("file", "status", "kind", "claims", "payments", "paid", "findings"),
+        (
+            (Path(r.file).name, r.status, r.kind, r.claims, r.claim_payments, r.paid_total,
+             len(r.findings))
+            for r in results
+        ),
+        right=("claims", "payments", "paid"),
+    )  # fmt: skip
+    errors = Console(stderr=True, markup=False, highlight=False)
     for result in results:
         if result.status != "quarantined":
             continue
-        fatal = [f for f in result.findings if f.get("severity") == "fatal"] or list(
-            result.findings
-        )
-        for finding in fatal[:3]:
+        reasons = quarantine_reasons(result.findings)
+        for finding in reasons[:SHOWN_REASONS]:
+            segment_id = printable(str(_segment_id(finding.get("segment_id")) or "-"))
+            line = (
+                f" {printable(result.file)}: segment {finding.get('segment_index')} "
+                f"({segment_id}): {printable(str(finding.get('message')))}"
+            )
+            errors.print(Text.assemble(("quarantined", "red"), line), soft_wrap=True)
+        if len(reasons) > SHOWN_REASONS:
+            more = len(reasons) - SHOWN_REASONS
             errors.print(
-                f"[red]quarantined[/red] {result.file}: segment {finding.get('segment_index')} "
-                f"({finding.get('segment_id') or '-'}): {finding.get('message')}",
-                markup=True,
-                highlight=False,
+                Text(f"  (+{more} more finding(s): claimsync ingest --json lists them all)"),
+                soft_wrap=True,
             )

@@ -228,7 +228,7 @@ def show_item(
 
 
 def print_detail(detail: dict[str, Any]) -> None:
-    from claimsync_console.cli.output import format_age, money, print_table
+    from claimsync_console.cli.output import format_age, money, print_table, printable
 
     item = detail["item"]
     typer.echo(
@@ -240,15 +240,15 @@ def print_detail(detail: dict[str, Any]) -> None:
         ("error", "error"), ("assigned to", "assigned_to"), ("requested by", "requested_by"),
     ):  # fmt: skip
         if item.get(key):
-            typer.echo(f"  {label}: {item[key]}")
+            typer.echo(f"  {label}: {printable(str(item[key]))}")
     typer.echo(f"  opened {item['created_at']} ({format_age(item['age_seconds'])} ago)")
     for line in _approval_lines(item):
-        typer.echo(f"  {line}")
+        typer.echo(f"  {printable(line)}")
     source = detail["source"]
     if source is not None:
-        typer.echo(f"\nsource: {source['file_name']} ({source['kind']})")
+        typer.echo(f"\nsource: {printable(source['file_name'])} ({source['kind']})")
         for segment in detail["segments"]:
-            typer.echo(f"  {segment['index']:>6}  {segment['text']}")
+            typer.echo(f"  {segment['index']:>6}  {printable(segment['text'])}")
         if detail["segments_truncated"]:
             typer.echo("  … (more segments)")
     if detail["candidates"]:

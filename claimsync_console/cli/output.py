@@ -171,8 +171,22 @@ def print_table(
     for column in columns:
         table.add_column(Text(column), justify="right" if column in aligned else "left")
     for row in rows:
-        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+        table.add_row(*(Text("" if cell is None else printable(str(cell))) for cell in row))
     wide_when_piped().print(table)
+
+
+#: C0 controls but tab, DEL, and C1 controls (ESC is C0): what a terminal would act on.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character (C0 but tab, DEL, C1) shown as ``\\x1b``.
+
+    Text from a file or an ERP reaches a terminal: an ESC in an 835 segment would otherwise
+    retitle the window, move the cursor or hide the lines before it (terminal escape
+    injection), and a stray CR would overwrite the reason an analyst needs to read. JSON keeps
+    the text as it is (JSON escapes it)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def wide_when_piped(*, stderr: bool = False, **options: Any) -> Console:

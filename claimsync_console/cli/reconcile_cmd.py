@@ -22,6 +22,7 @@ from claimsync_console.cli.common import (
     friendly_errors,
     store_session,
 )
+from claimsync_console.cli.output import say
 
 
 def register(app: typer.Typer) -> None:
@@ -42,12 +43,16 @@ def reconcile(
 
     with store_session(database) as session:
         checks = engine.reconcile(session, trace=check)
+        quarantined = engine.quarantined_remittances(session, trace=check)
+    warning = engine.quarantined_line(quarantined)
     if check is not None and not checks:
-        fail(f"no check with trace number {check!r}")
+        fail(f"no check with trace number {check!r}" + (f" ({warning})" if warning else ""))
     if json_output:
-        typer.echo(json.dumps(engine.report_to_json(checks), indent=2))
+        typer.echo(json.dumps(engine.report_to_json(checks, quarantined), indent=2))
     else:
-        print_report(checks)
+        print_report(checks, warning)
+    if warning:
+        say(warning)  # a warning, not a failure: the exit code is the loaded checks' alone
     raise typer.Exit(EXIT_OK if all(c.balanced for c in checks) else EXIT_SOME_FAILED)
 
 
@@ -58,8 +63,10 @@ def _items(line: Any) -> str:
     return f"items {ids}" + (f" (+{more} more)" if more > 0 else "")
 
 
-def print_report(checks: Sequence[Any]) -> None:
-    """One row per check, its variance lines under it, then the totals per payer."""
+def print_report(checks: Sequence[Any], warning: str = "") -> None:
+    """One row per check, its variance lines under it, then the totals per payer, then
+    ``warning`` (quarantined 835 files). Every cell is plain text: a payer's name or a trace
+    comes from the 835 and must never be read as rich markup."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -81,11 +88,11 @@ def print_report(checks: Sequence[Any]) -> None:
         date = c.payment_date.isoformat() if c.payment_date else ""
         mark = "" if c.balanced else " !"
         table.add_row(
-            c.trace, c.payer, date, str(c.bpr02), str(c.posted), str(c.held_total),
-            f"{c.unexplained}{mark}",
+            *_plain(c.trace, c.payer, date, c.bpr02, c.posted, c.held_total,
+                    f"{c.unexplained}{mark}"),
         )  # fmt: skip
         for line in c.variances:
-            table.add_row(f" {line.reason}", "", "", "", "", str(line.amount), "", style="dim")
+            table.add_row(*_plain(f" {line.reason}", "", "", "", "", line.amount, ""), style="dim")
             if line.work_item_ids:
                 table.add_row(Text(f"   {_items(line)}", overflow="fold"), style="dim")
     console = wide_when_piped()  # piped: whole cells, not `unexplai…` at 80 columns
@@ -94,12 +101,22 @@ def print_report(checks: Sequence[Any]) -> None:
     for name in ("payer", "checks", "BPR02", "posted", "held", "unexplained"):
         payers.add_column(name, justify="left" if name == "payer" else "right")
     for t in [*totals_by_payer(checks), grand_total(checks)]:
-        payers.add_row(
-            t.key, str(t.checks), str(t.bpr02), str(t.posted), str(t.held), str(t.unexplained)
-        )
+        payers.add_row(*_plain(t.key, t.checks, t.bpr02, t.posted, t.held, t.unexplained))
     console.print(payers)
     unbalanced = sum(not c.balanced for c in checks)
     console.print(
-        f"{len(checks)} check(s); "
-        + (f"{unbalanced} with an unexplained variance" if unbalanced else "all reconciled")
+        Text(
+            f"{len(checks)} check(s); "
+            + (f"{unbalanced} with an unexplained variance" if unbalanced else "all reconciled")
+            + (f"; {warning}" if warning else "")
+        )
     )
+
+
+def _plain(*cells: Any) -> list[Any]:
+    """Cells as rich ``Text`` (never markup), control characters shown escaped."""
+    from rich.text import Text
+
+    from claimsync_console.cli.output import printable
+
+    return [Text(printable(str(cell))) for cell in cells]

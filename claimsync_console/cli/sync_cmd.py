@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from claimsync_console.cli.common import (
     opened_store,
     settings_for,
 )
+from claimsync_console.cli.output import emit_json, printable, say
 
 
 def register(app: typer.Typer) -> None:
@@ -50,17 +50,47 @@ def run(
             )
         finally:
             close_error = _close(adapter)
+        problem = delivery_problem(store, settings.erp_adapter, result)
     if json_output:
-        typer.echo(json.dumps(result, indent=2))
+        emit_json(result)
     else:
         for key, value in result.items():
-            typer.echo(f"{key.replace('_', ' ')}: {value}")
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            typer.echo(f"{key.replace('_', ' ')}: {shown}")
+    if problem:
+        say(problem)
     if close_error:
         fail(f"ERP adapter {settings.erp_adapter} did not close cleanly: {close_error}",
              EXIT_ERP_UNAVAILABLE)  # fmt: skip
     if result.get("breaker_blocked"):
         raise typer.Exit(EXIT_ERP_UNAVAILABLE)
     raise typer.Exit(EXIT_SOME_FAILED if result.get("dead") else EXIT_OK)
+
+
+def delivery_problem(store: Any, adapter_name: str, result: dict[str, Any]) -> str:
+    """One stderr line when the ERP took nothing: the breaker is open (exit 5), or every
+    delivery tried failed. The counters alone on stdout never said why; the line names the
+    adapter and the last error an attempt recorded. "" when nothing went wrong."""
+    from claimsync_console.store.queries_outbox import last_failed_attempt
+
+    failed = int(result.get("retried", 0)) + int(result.get("dead", 0))
+    blocked = bool(result.get("breaker_blocked"))
+    if not blocked and not (failed and not result.get("posted")):
+        return ""
+    with store.sessions() as session:
+        last = last_failed_attempt(session)
+    error = printable(last) if last else "none recorded"
+    if blocked:
+        retry_at = result.get("breaker_retry_at")
+        when = f" until {retry_at}" if retry_at else ""
+        return (
+            f"ERP adapter {adapter_name}: circuit breaker open{when}, nothing delivered; "
+            f"last error: {error}"
+        )
+    return (
+        f"ERP adapter {adapter_name}: every delivery failed ({result.get('retried', 0)} to "
+        f"retry, {result.get('dead', 0)} dead letter(s)); last error: {error}"
+    )
 
 
 def _adapter(settings: Any) -> Any:
@@ -138,22 +168,54 @@ def sync_forever(store: Any, adapter: Any, rules: Any, workers: int) -> dict[str
     result = summary_dict(processed)
     for report in reports:
         for key, value in summary_dict(report).items():
-            result[key] = result.get(key, 0) + value if isinstance(value, int) else value
+            result[key] = _merged(result.get(key), value)
     return result
 
 
+def _merged(before: Any, value: Any) -> Any:
+    """Two workers' reports as one: flags or'ed, counters and amounts added, lists joined."""
+    from decimal import Decimal
+
+    if before is None:
+        return value
+    if isinstance(value, bool):
+        return bool(before) or value
+    if isinstance(value, int):
+        return before + value
+    if isinstance(value, list):
+        return [*before, *value]
+    if isinstance(value, str) and isinstance(before, str):
+        try:  # an amount (a decimal string): added exactly, never through float
+            return str(Decimal(before) + Decimal(value))
+        except ArithmeticError:
+            return value
+    return value
+
+
 def summary_dict(summary: Any) -> dict[str, Any]:
-    """Counters of a summary dataclass, JSON-ready."""
+    """A summary dataclass, JSON-ready: counters and flags as they are, lists as JSON arrays,
+    amounts as decimal strings, times as ISO UTC; a nested summary's fields are flattened as
+    ``matching_matched``, ``posting_cash_enqueued``..."""
     from dataclasses import asdict, is_dataclass
 
     if not is_dataclass(summary):
         return {}
     out: dict[str, Any] = {}
     for key, value in asdict(summary).items():  # type: ignore[arg-type]
-        if isinstance(value, bool | int | str) or value is None:
-            out[key] = value
-        elif isinstance(value, dict):
-            out.update({f"{key}_{k}": v for k, v in value.items() if isinstance(v, int | str)})
+        if isinstance(value, dict):
+            out.update({f"{key}_{k}": _jsonable(v) for k, v in value.items()})
         else:
-            out[key] = str(value)
+            out[key] = _jsonable(value)
     return out
+
+
+def _jsonable(value: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)  # Decimal: a decimal string, never a float

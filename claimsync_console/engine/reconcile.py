@@ -37,6 +37,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
+from claimsync_console.engine.reconcile_quarantine import (  # the report's API, from here too
+    QUARANTINE_READ_MAX as QUARANTINE_READ_MAX,
+)
+from claimsync_console.engine.reconcile_quarantine import (
+    QuarantinedRemittances as QuarantinedRemittances,
+)
+from claimsync_console.engine.reconcile_quarantine import quarantined_line as quarantined_line
+from claimsync_console.engine.reconcile_quarantine import (
+    quarantined_remittances as quarantined_remittances,
+)
+from claimsync_console.engine.reconcile_quarantine import quarantined_to_json
 from claimsync_console.engine.workitems import normalise_payer_id
 from claimsync_console.store import queries_reconcile as q
 
@@ -225,9 +236,6 @@ def _finish(check: _Check, abandoned: dict[int, list[int]]) -> CheckReconciliati
     )
 
 
-# -- totals per payer and per day --------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class ReconciliationTotal:
     """Checks added up under ``key`` (a payer id, an ISO date, or "all")."""
@@ -317,7 +325,9 @@ def total_to_json(total: ReconciliationTotal, key_name: str) -> dict[str, Any]:
     }
 
 
-def report_to_json(checks: Sequence[CheckReconciliation]) -> dict[str, Any]:
+def report_to_json(
+    checks: Sequence[CheckReconciliation], quarantined: QuarantinedRemittances | None = None
+) -> dict[str, Any]:
     """The whole ``claimsync reconcile --json`` document."""
     overall = grand_total(checks)
     return {
@@ -326,4 +336,5 @@ def report_to_json(checks: Sequence[CheckReconciliation]) -> dict[str, Any]:
         "checks": [check_to_json(c) for c in checks],
         "by_payer": [total_to_json(t, "payer") for t in totals_by_payer(checks)],
         "by_day": [total_to_json(t, "date") for t in totals_by_day(checks)],
+        "quarantined_835": quarantined_to_json(quarantined or QuarantinedRemittances()),
     }

@@ -345,6 +345,18 @@ def attempt_history(session: Session, outbox_id: int) -> Sequence[PostingAttempt
     ).all()
 
 
+def last_failed_attempt(session: Session) -> str:
+    """The error of the latest failed posting attempt, any row ("" when none): what ``sync
+    run`` names when the ERP took nothing. The newest id is the newest attempt."""
+    error = session.scalar(
+        select(PostingAttempt.error)
+        .where(PostingAttempt.outcome != "posted")
+        .order_by(PostingAttempt.id.desc())
+        .limit(1)
+    )
+    return error or ""
+
+
 def get_outbox_row(session: Session, outbox_id: int) -> OutboxEntry | None:
     return session.get(OutboxEntry, outbox_id)
 

@@ -27,7 +27,13 @@ from sqlalchemy import Table, and_, exists, func, literal, not_, select
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
-from claimsync_console.store.models import ClaimPaymentRow, ProviderAdjustmentRow, Remittance
+from claimsync_console.store.models import (
+    ClaimPaymentRow,
+    FileBlob,
+    ProviderAdjustmentRow,
+    Remittance,
+    SourceFile,
+)
 from claimsync_console.store.models_engine import OutboxEntry, PaymentMatch, WorkItem
 from claimsync_console.store.queries_engine import OPEN_STATES
 
@@ -278,3 +284,31 @@ def abandoned_item_ids(
             if len(found[int(rem_id)]) < per_group:
                 found[int(rem_id)].append(int(item_id))
     return dict(found)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedFile:
+    id: int
+    name: str
+    size: int
+    content: bytes | None  # None when the file is larger than the caller reads
+
+
+def quarantined_835_files(session: Session, *, max_bytes: int) -> list[QuarantinedFile]:
+    """Every quarantined 835 file, by id, with its kept bytes when they are at most
+    ``max_bytes`` long (a huge one is counted without being read). Quarantined files are few
+    (a person resolves each), so this reads one row per file."""
+    SF = cast(Table, SourceFile.__table__)
+    FB = cast(Table, FileBlob.__table__)
+    query = (
+        select(SF.c.id, SF.c.name, SF.c.size, SF.c.sha256)
+        .where(SF.c.status == "quarantined", SF.c.kind == "835")
+        .order_by(SF.c.id)
+    )
+    found = []
+    for file_id, name, size, sha256 in session.execute(query).all():
+        content = None
+        if size <= max_bytes:
+            content = session.scalar(select(FB.c.content).where(FB.c.sha256 == sha256))
+        found.append(QuarantinedFile(int(file_id), name, int(size), content))
+    return found

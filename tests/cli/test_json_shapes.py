@@ -129,10 +129,31 @@ DASHBOARD: dict[str, Check] = {
     "at": iso, "stages": DICT, "outbox": DICT, "postings_per_minute": list_of(INT),
     "adapters": LIST, "queues": DICT, "aging": DICT, "aging_by_queue": DICT,
 }  # fmt: skip
+MATCHING = (
+    "matched", "unmatched", "ambiguous", "reversals_linked", "reversal_orphans", "with_warnings",
+    "denials_opened", "acks", "rejections_opened", "resolved_on_retry",
+)  # fmt: skip
+POSTING = (
+    "considered", "enqueued", "reversals", "plb_enqueued", "mapping_errors", "out_of_balance",
+    "approvals", "nothing_to_post",
+)  # fmt: skip
+REPROCESS = (
+    "considered", "resolved", "enqueued", "approvals", "still_missing", "out_of_balance",
+    "conflicts",
+)  # fmt: skip
+SYNC_RUN: dict[str, Check] = {
+    **{f"matching_{key}": INT for key in MATCHING},
+    **{f"posting_{key}": INT for key in POSTING}, "posting_cash_enqueued": money,
+    **{f"reprocess_{key}": INT for key in REPROCESS},
+    "claimed": INT, "posted": INT, "duplicates": INT, "retried": INT, "dead": INT,
+    "released": INT, "lost_leases": INT, "posted_amount": money, "breaker_blocked": BOOL,
+    "breaker_retry_at": nullable(iso), "next_wakeup": nullable(iso),
+    "dead_letter_ids": list_of(INT),
+}  # fmt: skip
 
 ALL_SHAPES = (
     ITEM, ITEMS_LIST, FILTERS, DETAIL, SOURCE, SEGMENT, OUTBOX, ATTEMPT, ACTION, REPORT, PREVIEW,
-    OUTCOME, AUDIT_LIST, AUDIT_ROW, VERIFY, RULES, RULES_SUMMARY, STATUS, DASHBOARD,
+    OUTCOME, AUDIT_LIST, AUDIT_ROW, VERIFY, RULES, RULES_SUMMARY, STATUS, DASHBOARD, SYNC_RUN,
 )  # fmt: skip
 
 
@@ -209,6 +230,16 @@ def test_status(cli: Cli) -> None:
     shaped(status["dashboard"], DASHBOARD)
     for tile in status["dashboard"]["queues"].values():
         assert money(tile["amount"]) and of(int)(tile["count"])
+
+
+def test_sync_run(cli: Cli) -> None:
+    """Lists are JSON arrays (``dead_letter_ids`` was the string ``"[89, 90]"``), amounts
+    decimal strings, times ISO or null."""
+    result = cli.run("sync", "run", "--once", "--json")
+    assert result.exit_code in (0, 1), (result.stdout, result.stderr)
+    report = json.loads(result.stdout)
+    shaped(report, SYNC_RUN)
+    assert len(report["dead_letter_ids"]) == report["dead"]
 
 
 def test_every_pinned_key_is_documented() -> None:

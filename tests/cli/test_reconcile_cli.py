@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from claimsync_console.cli.app import app
 from claimsync_console.engine.reconcile import HELD_REASONS
 from claimsync_console.engine.runtime import open_store
+from claimsync_console.store.models import Remittance
 from claimsync_console.store.models_engine import WorkItem
 from claimsync_console.store.queries_engine import update_work_item
 from tests.engine.test_reconcile import MANIFEST, NOW, run_engine, sample_subset
@@ -29,6 +30,7 @@ CHECK_KEYS = {
 }  # fmt: skip
 TOTAL_KEYS = {"checks", "bpr02", "posted", "held", "unexplained", "unbalanced_checks"}
 
+SAMPLE_835 = Path(__file__).resolve().parents[2] / "sample_data" / "835"
 runner = CliRunner()
 
 
@@ -57,7 +59,9 @@ def test_json_shape_and_exit_0_when_everything_is_explained(database: str) -> No
     result = reconcile(database, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) == {"balanced", "totals", "checks", "by_payer", "by_day"}
+    assert set(report) == {
+        "balanced", "totals", "checks", "by_payer", "by_day", "quarantined_835",
+    }  # fmt: skip
     assert report["balanced"] is True
     expected = {
         c["trace_number"]: c
@@ -158,3 +162,73 @@ def test_status_json_carries_the_dashboard(database: str) -> None:
 
     plain = runner.invoke(app, ["status", "--database", database])
     assert plain.exit_code == 0 and "Pipeline" in plain.stdout and "outbox:" in plain.stdout
+
+
+def quarantine(database: str, tmp_path: Path, name: str, old: str, new: str) -> None:
+    """Ingest a copy of a sample 835 with ``old`` replaced by ``new`` (a fatal finding)."""
+    text = (SAMPLE_835 / f"{name}.x12").read_text()
+    assert old in text
+    path = tmp_path / f"bad-{name}.x12"
+    path.write_text(text.replace(old, new, 1))
+    result = runner.invoke(app, ["ingest", str(path), "--database", database])
+    assert result.exit_code == 1, result.output  # quarantined
+
+
+def test_quarantined_835_files_are_named_not_reconciled(database: str, tmp_path: Path) -> None:
+    clean = reconcile(database, "--json")
+    assert json.loads(clean.stdout)["quarantined_835"] == {
+        "files": 0, "bpr02": "0.00", "unreadable": 0, "source_file_ids": [],
+    }  # fmt: skip
+    assert "quarantined" not in clean.stderr
+    # two checks whose money is in no figure: a bad CLP04 each (their BPR02 reads fine)
+    quarantine(database, tmp_path, "835_AET_RPG_0001", "*196.42*", "*X*")
+    quarantine(database, tmp_path, "835_MCR_RPG_0001", "*35.15*", "*X*")
+
+    table = reconcile(database)
+    assert table.exit_code == 0, table.output  # a warning, not a failure
+    line = (
+        "2 quarantined 835 file(s) ($21,430.37) are not in these figures: see claimsync files list"
+    )
+    assert line in table.stderr
+    assert "all reconciled" in table.stdout and line in " ".join(table.stdout.split())
+    report = json.loads(reconcile(database, "--json").stdout)
+    found = report["quarantined_835"]
+    assert found["files"] == 2 and money(found["bpr02"]) == Decimal("21430.37")
+    assert found["unreadable"] == 0 and len(found["source_file_ids"]) == 2
+    assert report["balanced"] is True
+
+    one = json.loads(reconcile(database, "--check", "UHCEFT00000037", "--json").stdout)
+    assert one["quarantined_835"]["files"] == 0  # --check: only the files naming that trace
+    only = reconcile(database, "--check", "70000013")
+    assert only.exit_code == 2  # not loaded, but the message says where it is
+    assert "no check with trace number '70000013'" in only.stderr
+    assert "1 quarantined 835 file(s) ($18,069.62)" in only.stderr
+
+
+def test_a_quarantined_835_whose_bpr02_is_unreadable_is_counted_without_an_amount(
+    database: str, tmp_path: Path
+) -> None:
+    quarantine(database, tmp_path, "835_AET_RPG_0001", "BPR*I*18069.62*", "BPR*I*[/]*")
+    result = reconcile(database)
+    assert result.exit_code == 0
+    assert "1 quarantined 835 file(s) (amount unreadable) are not in these figures" in (
+        result.stderr
+    )
+    found = json.loads(reconcile(database, "--json").stdout)["quarantined_835"]
+    assert found["files"] == 1 and found["unreadable"] == 1 and found["bpr02"] == "0.00"
+
+
+def test_payer_text_in_the_table_is_not_markup(database: str) -> None:
+    store = open_store(database)
+    try:
+        with store.sessions.begin() as session:
+            session.execute(
+                update(Remittance)
+                .where(Remittance.trace_number == "UHCEFT00000037")
+                .values(trace_number="[bold]UHC[/]")
+            )
+    finally:
+        store.dispose()
+    result = reconcile(database)
+    assert result.exit_code == 0, result.output
+    assert "[bold]UHC[/]" in result.stdout

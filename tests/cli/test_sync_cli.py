@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from claimsync_console.cli.app import app
 from claimsync_console.engine.samples import sample_files
+from claimsync_console.erp.base import PermanentErpError, TransientErpError
 from claimsync_console.erp.ledger import LedgerAdapter
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
@@ -91,3 +92,53 @@ def test_bad_adapter_options_are_a_usage_error(env: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 2
     assert "configuration error" in result.stderr and "outbound" in result.stderr
     assert "Traceback" not in result.output
+
+
+class FailingLedger(LedgerAdapter):
+    """The embedded ledger, refusing every posting with ``error``."""
+
+    error: type[Exception] = PermanentErpError
+
+    def post_entry(self, entry):  # type: ignore[no-untyped-def]
+        raise self.error("account 9999 is not in the chart \x1b[2J")
+
+    def post_each(self, entries):  # type: ignore[no-untyped-def]
+        return [self.error("account 9999 is not in the chart \x1b[2J") for _ in entries]
+
+
+def failing(monkeypatch: pytest.MonkeyPatch, env: Path, error: type[Exception]) -> None:
+    files = [str(p) for p in sample_files(SAMPLE) if "RPG" in p.name]
+    assert runner.invoke(app, ["ingest", *files]).exit_code in (0, 1)
+    FailingLedger.error = error
+    monkeypatch.setattr(
+        "claimsync_console.cli.sync_cmd._adapter",
+        lambda settings: FailingLedger({"path": str(env / "ledger.sqlite")}),
+    )
+
+
+def test_every_delivery_failing_says_why_on_stderr(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing(monkeypatch, env, PermanentErpError)
+    result = runner.invoke(app, ["sync", "run", "--once", "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["posted"] == 0 and report["dead"] > 0
+    assert isinstance(report["dead_letter_ids"], list)  # a JSON array, not "[89, 90]"
+    assert all(isinstance(i, int) for i in report["dead_letter_ids"])
+    assert len(report["dead_letter_ids"]) == report["dead"]
+    assert "ERP adapter ledger: every delivery failed" in result.stderr
+    assert "last error: [permanent] account 9999 is not in the chart \\x1b[2J" in result.stderr
+    text = runner.invoke(app, ["sync", "run", "--once"])  # nothing left to deliver: quiet
+    assert text.exit_code == 0 and text.stderr == ""
+
+
+def test_an_open_breaker_exits_5_and_says_so_on_stderr(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing(monkeypatch, env, TransientErpError)
+    result = runner.invoke(app, ["sync", "run", "--once"])
+    assert result.exit_code == 5, result.output
+    assert "ERP adapter ledger: circuit breaker open" in result.stderr
+    assert "last error: [transient] account 9999" in result.stderr
+    assert "\x1b" not in result.output

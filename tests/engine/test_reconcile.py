@@ -30,7 +30,10 @@ from claimsync_console.engine.pipeline import process_all
 from claimsync_console.engine.reconcile import (
     HELD_REASONS,
     CheckReconciliation,
+    QuarantinedRemittances,
     grand_total,
+    quarantined_line,
+    quarantined_remittances,
     reconcile,
     totals_by_day,
     totals_by_payer,
@@ -418,3 +421,34 @@ def test_a_payer_file_out_of_balance_is_named_not_unexplained(
     assert after.held["remittance out of balance"] == D("5.00")
     assert after.unexplained == D("-340.74")
     assert variance(after, "unexplained").work_item_ids == (orphan.id,)
+
+
+def test_quarantined_835_files_are_counted_with_their_signed_bpr02(
+    db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Their money is in no check: read from the kept bytes' headers, a debit BPR negative,
+    an unreadable BPR02 counted without an amount, ``trace`` keeping the files that name it."""
+    text = (SAMPLE_DATA / "835" / "835_AET_RPG_0001.x12").read_text()
+    bad_clp = text.replace("*196.42*", "*X*", 1)  # a fatal CLP04; the BPR reads fine
+    variants = {
+        "credit.x12": bad_clp,
+        "debit.x12": bad_clp.replace("BPR*I*18069.62*C*", "BPR*I*100.00*D*").replace(
+            "TRN*1*70000013*", "TRN*1*DEBIT1*"
+        ),
+        "unreadable.x12": text.replace("BPR*I*18069.62*", "BPR*I*12x*"),
+    }
+    for name, body in variants.items():
+        (tmp_path / name).write_text(body)
+    results = ingest_paths(db_sessions, sorted(tmp_path.glob("*.x12")), now=NOW)
+    assert {r.status for r in results} == {"quarantined"}
+    with db_sessions() as session:
+        found = quarantined_remittances(session)
+        one = quarantined_remittances(session, trace="DEBIT1")
+    assert (found.files, found.unreadable) == (3, 1)
+    assert found.bpr02 == D("18069.62") - D("100.00")
+    assert (one.files, one.bpr02, one.unreadable) == (1, D("-100.00"), 0)
+    assert quarantined_line(found) == (
+        "3 quarantined 835 file(s) ($17,969.62 in 2, 1 unreadable) are not in these figures: "
+        "see claimsync files list"
+    )
+    assert quarantined_line(QuarantinedRemittances()) == ""
