@@ -102,6 +102,8 @@ class Dashboard:
     queues: tuple[QueueTile, ...]
     aging: tuple[AgingBucket, ...]
     aging_by_queue: dict[str, tuple[AgingBucket, ...]]
+    #: open write-off requests' dollars, which the queue tiles count twice (see ``_stages``)
+    write_off_requests: Decimal = ZERO
 
 
 def dashboard(session: Session, *, now: datetime, minutes: int = SPARKLINE_MINUTES) -> Dashboard:
@@ -113,25 +115,30 @@ def dashboard(session: Session, *, now: datetime, minutes: int = SPARKLINE_MINUT
     aging, by_queue = _aging(session, now)
     queues = _queues(session)
     outbox = q.outbox_kind_totals(session)
+    requests = q.open_write_off_requests(session)
     return Dashboard(
         at=now,
-        stages=_stages(session, queues, outbox),
+        stages=_stages(session, queues, outbox, requests),
         outbox=_outbox(session, now, outbox),
         postings_per_minute=postings_per_minute(session, now=now, minutes=minutes),
         adapters=tuple(status_of(row) for row in q.adapter_rows(session)),
         queues=queues,
         aging=aging,
         aging_by_queue=by_queue,
+        write_off_requests=requests,
     )
 
 
 def _stages(
-    session: Session, queues: tuple[QueueTile, ...], outbox: list[q.OutboxKindTotal]
+    session: Session,
+    queues: tuple[QueueTile, ...],
+    outbox: list[q.OutboxKindTotal],
+    requests: Decimal,
 ) -> tuple[StageCount, ...]:
     """ "In exception" is the queue tiles added up, less the write-off requests' dollars (the
     item they would write off holds the same money, and is open too), and "posted" the outbox's
     posted payments and reversals: no second pass over the items or the outbox."""
-    held = sum((t.amount for t in queues), ZERO) - q.open_write_off_requests(session)
+    held = sum((t.amount for t in queues), ZERO) - requests
     in_exception = (sum(t.count for t in queues), held)
     posted = [t for t in outbox if t.status == "posted" and t.kind in POSTED_KINDS]
     figures = (

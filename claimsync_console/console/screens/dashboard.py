@@ -214,7 +214,7 @@ class DashboardScreen(Screen[None]):
         if cursor < table.row_count:
             table.move_cursor(row=cursor, animate=False)
         note = self.query_one("#queues-note", Static)
-        counted_once = sum((t.amount for t in board.queues), start=Decimal(0)) - _held(board)
+        counted_once = board.write_off_requests
         note.update(
             f"All queues: write-off requests counted once (−{fmt.money(counted_once)}):"
             " an approval holds the dollars of the item it would write off."
@@ -308,5 +308,4 @@ def _adapters(board: Dashboard) -> Table:
 def _held(board: Dashboard) -> Decimal:
     """The dollars in exception, each once: a write-off request's approval holds the money of
     the item it would write off, so the queues' dollars do not simply add up."""
-    found = [s.amount for s in board.stages if s.stage == "in_exception"]
-    return found[0] if found else sum((t.amount for t in board.queues), start=Decimal(0))
+    return sum((t.amount for t in board.queues), start=Decimal(0)) - board.write_off_requests
