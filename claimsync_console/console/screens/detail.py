@@ -25,14 +25,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from claimsync_console.console.actions import (
-    ACTION_KEYS,
-    LABELS,
-    ActionFinished,
-    ActionRunner,
-    Failed,
-    describe_error,
-)
+from claimsync_console.console.action_messages import Failed, describe_error
+from claimsync_console.console.actions import ACTION_KEYS, LABELS, ActionFinished, ActionRunner
 from claimsync_console.console.modals import NoteDialog, money
 from claimsync_console.console.palette import runner_for
 from claimsync_console.console.widgets.fmt import PlainTable, plain
@@ -114,8 +108,9 @@ class DetailScreen(Screen[None]):
         self.view = loaded.view
         self._render_view(loaded.view)
 
-    def on_action_finished(self, _finished: ActionFinished) -> None:
-        self.load()
+    def on_action_finished(self, finished: ActionFinished) -> None:
+        if finished.item_ids:  # none: cancelled or refused before it ran, nothing changed
+            self.load()
 
     def action_reload(self) -> None:
         self.load()

@@ -48,7 +48,11 @@ class QueueSelection:
         self.claimsync.start_action(action, ids, self.action_versions())
 
     def on_action_finished(self, message: Any) -> None:
-        """Posted by the action runner to every screen when an action is done."""
-        for item_id in getattr(message, "item_ids", ()):
+        """Posted by the action runner to every screen when an action is done; no ids means
+        it was cancelled or refused before it ran, so nothing changed and nothing is read."""
+        item_ids = getattr(message, "item_ids", ())
+        if not item_ids:
+            return
+        for item_id in item_ids:
             self.marked.pop(item_id, None)
         self.reload(keep_page=True)
