@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from claimsync_console.engine.rules import RulesBook
 from claimsync_console.engine.triage_model import (
     BulkResult,
     ConflictError,
@@ -105,24 +104,4 @@ def erp_note(down: list[str]) -> str:
     return (
         f"\nThe ERP is down ({', '.join(down)} circuit open): the posting waits in the outbox"
         " and goes through when the ERP answers again."
-    )
-
-
-def write_off_outlook(rules: RulesBook, reason: str, role: str, count: int) -> str:
-    """What a bulk write-off's confirmation names: the reason, and how many of the items go to
-    a supervisor instead of posting, when the rules alone tell (no tier for the reason, or an
-    unlimited one for the role: none; the role absent from the tiers: all). Otherwise it
-    depends on each item's amount and earlier write-offs, which the console does not read for
-    a selection, so the limit is named instead (the service applies it item by item)."""
-    account = rules.write_offs.get(reason)
-    said = f"Reason: {reason}" + (f" (account {account})." if account else ".")
-    tiers = rules.tiers("write_off", reason)
-    own = next((t for t in tiers if t.role == role), None)
-    if not tiers or (own is not None and own.max_amount is None):
-        return f"{said} None of the {count} items goes to approval."
-    if own is None:
-        return f"{said} All {count} items go to approval: a {role} may not write off {reason}."
-    return (
-        f"{said} Each item over ${own.max_amount:,.2f} (the {role} limit for {reason}, earlier"
-        " write-offs counted) goes to approval instead of posting."
     )

@@ -34,7 +34,6 @@ from claimsync_console.console.action_messages import (
     describe_error,
     erp_note,
     in_dollars,
-    write_off_outlook,
 )
 from claimsync_console.console.modals import (
     ConfirmDialog,
@@ -52,6 +51,7 @@ from claimsync_console.engine.console_checks import (
     action_refusal,
     common_carc,
     marked_items,
+    write_off_outlook,
 )
 from claimsync_console.engine.console_detail import (
     ItemView,

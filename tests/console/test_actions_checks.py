@@ -13,10 +13,14 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
-from claimsync_console.console.action_messages import write_off_outlook
 from claimsync_console.console.modals import ConfirmDialog, Dialog, WriteOffDialog
 from claimsync_console.console.screens.detail import DetailScreen
-from claimsync_console.engine.console_checks import MarkedItem, action_refusal, common_carc
+from claimsync_console.engine.console_checks import (
+    MarkedItem,
+    action_refusal,
+    common_carc,
+    write_off_outlook,
+)
 from tests.console.detail_world import (
     DetailApp,
     World,
