@@ -29,7 +29,8 @@ RESENT_CODE = "resent-interchange"
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """What identifies an interchange, from its ISA and its first GS/ST."""
+    """What identifies an interchange, from its ISA and its first GS/ST: two envelopes that
+    are equal (every field) are the same interchange."""
 
     sender_qualifier: str
     sender_id: str
@@ -37,23 +38,6 @@ class Envelope:
     receiver_id: str
     control_number: str
     kind: str
-
-    def same_interchange(self, other: Envelope) -> bool:
-        return (
-            self.sender_qualifier,
-            self.sender_id,
-            self.receiver_qualifier,
-            self.receiver_id,
-            self.control_number,
-            self.kind,
-        ) == (
-            other.sender_qualifier,
-            other.sender_id,
-            other.receiver_qualifier,
-            other.receiver_id,
-            other.control_number,
-            other.kind,
-        )
 
 
 def sniff_envelope(data: bytes) -> Envelope | None:
@@ -108,7 +92,7 @@ def resent_interchange(session: Session, source_file_id: int, data: bytes) -> di
     ):
         head = queries.get_blob_head(session, other.sha256, HEAD_BYTES)
         theirs = sniff_envelope(head or b"")
-        if theirs is None or not mine.same_interchange(theirs):
+        if theirs != mine:
             continue
         return {
             "severity": Severity.ERROR.value,
