@@ -252,3 +252,24 @@ def test_a_write_off_request_is_not_counted_twice_in_exception(env: Env) -> None
     assert after["in_exception"] == (count + 1, amount)
     (approvals,) = [t for t in board.queues if t.kind == "approval"]
     assert approvals.amount >= env.item(asked.related_item_id or 0).amount > 0
+
+
+def test_a_request_after_an_earlier_piece_is_still_counted_once(env: Env) -> None:
+    """The approval's amount (600.00) also counts the earlier 400.00, already written off and
+    in no queue: in exception the item's own amount is what is open, so the whole approval is
+    the double count, not just its new 200.00 piece."""
+    item = denial_item(env, over=D("700.00"), at_most=D("10000.00"))
+    reason = item.details["carcs"][0]
+    env.service("alice").write_off(item.id, reason=reason, note="a", amount="400")
+    with env.sessions() as session:
+        before = {s.stage: (s.count, s.amount) for s in dashboard(session, now=env.clock()).stages}
+    asked = env.service("alice").write_off(item.id, reason=reason, note="b", amount="200")
+    assert env.item(asked.related_item_id or 0).amount == D("600.00")
+    with env.sessions() as session:
+        board = dashboard(session, now=env.clock())
+    count, amount = before["in_exception"]
+    assert {s.stage: (s.count, s.amount) for s in board.stages}["in_exception"] == (
+        count + 1,
+        amount,
+    )
+    assert board.write_off_requests == D("600.00")
