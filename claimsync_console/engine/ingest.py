@@ -81,8 +81,6 @@ class _Received:
     source_file_id: int
     status: str
     name: str
-    sender_id: str
-    interchange_control_number: str
 
 
 class _AlreadyLoaded(Exception):
@@ -218,26 +216,14 @@ def _receive(
                     interchange_control_number=control_number,
                     sender_id=sender_id,
                 )
-            return _Received(
-                existing.id,
-                existing.status,
-                existing.name,
-                existing.sender_id,
-                existing.interchange_control_number,
-            )
+            return _Received(existing.id, existing.status, existing.name)
     except IntegrityError:
         # Another process stored the same bytes between our check and our insert.
         with session_factory() as session:
             other = queries.get_source_file_by_sha256(session, sha256)
             if other is None:
                 raise
-            return _Received(
-                other.id,
-                other.status,
-                other.name,
-                other.sender_id,
-                other.interchange_control_number,
-            )
+            return _Received(other.id, other.status, other.name)
 
 
 def _load(
@@ -302,9 +288,7 @@ def load_kept(session: Session, source_file_id: int, *, at: datetime) -> str:
     data = None if source is None else queries.get_blob(session, source.sha256)
     if source is None or data is None:
         raise LoadRefusedError(f"source file {source_file_id} or its bytes are missing", [])
-    received = _Received(
-        source.id, source.status, source.name, source.sender_id, source.interchange_control_number
-    )
+    received = _Received(source.id, source.status, source.name)
     try:
         _load(session, received, bytes(data), at, DEFAULT_BATCH_SIZE, False)
     except _AlreadyLoaded:

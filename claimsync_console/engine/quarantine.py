@@ -18,13 +18,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from claimsync_console.engine.audit_export import iso
 from claimsync_console.engine.ingest import LoadRefusedError, load_kept
 from claimsync_console.engine.interchange import RESENT_CODE
 from claimsync_console.store import queries
 from claimsync_console.store import queries_engine as qe
 from claimsync_console.store.models import SourceFile
 
-STATUSES = ("quarantined", "loaded", "received", "duplicate")
 RELEASE_ACTION = "release_file"
 
 
@@ -64,12 +64,6 @@ class Released:
         }
 
 
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-
-
 def first_blocking(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The finding that explains a quarantine: the first fatal one, else the re-sent one, else
     the first error (an error alone never quarantines, but a loaded file may carry one)."""
@@ -101,7 +95,7 @@ def file_summary(source: SourceFile) -> dict[str, Any]:
         "id": source.id,
         "name": source.name,
         "kind": source.kind,
-        "received_at": _iso(source.received_at),
+        "received_at": iso(source.received_at),
         "status": source.status,
         "finding": _finding_brief(first_blocking(list(source.findings or []))),
     }
@@ -139,7 +133,7 @@ def file_detail(session: Session, source_file_id: int) -> dict[str, Any]:
         **file_summary(source),
         "sha256": source.sha256,
         "size": source.size,
-        "loaded_at": _iso(source.loaded_at),
+        "loaded_at": iso(source.loaded_at),
         "sender_id": source.sender_id,
         "interchange_control_number": source.interchange_control_number,
         "error_summary": source.error_summary,

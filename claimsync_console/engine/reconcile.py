@@ -38,9 +38,6 @@ from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
 from claimsync_console.engine.reconcile_quarantine import (  # the report's API, from here too
-    QUARANTINE_READ_MAX as QUARANTINE_READ_MAX,
-)
-from claimsync_console.engine.reconcile_quarantine import (
     QuarantinedRemittances as QuarantinedRemittances,
 )
 from claimsync_console.engine.reconcile_quarantine import quarantined_line as quarantined_line
@@ -234,6 +231,9 @@ def _finish(check: _Check, abandoned: dict[int, list[int]]) -> CheckReconciliati
         variances=tuple(lines),
         remittance_ids=tuple(check.remittance_ids),
     )
+
+
+# -- totals per payer and per day --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,3 @@ def quarantined_to_json(found: QuarantinedRemittances) -> dict[str, Any]:
         "unreadable": found.unreadable,
         "source_file_ids": list(found.source_file_ids),
     }
-
-
-# -- totals per payer and per day --------------------------------------------------------------
