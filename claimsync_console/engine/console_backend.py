@@ -212,6 +212,10 @@ class ConsoleBackend:
         self.role = role
         self.clock = clock
         self._store = store
+        #: ``payer:`` text -> the payer id it found, so paging and the idle refresh do not
+        #: search the remittances and claims for the same name again (a text that found no
+        #: payer is not kept: its payer's files may arrive while the console is open)
+        self._payer_ids: dict[str, str] = {}
         self.triage = TriageService(sessions, rules, operator=operator, role=role, now_fn=clock)
 
     @classmethod
@@ -309,8 +313,13 @@ class ConsoleBackend:
         CLI's ``--payer`` is (``item_detail.resolve_payer``)."""
         if wanted is None or not wanted.payer:
             return wanted
-        with self.sessions() as session:
-            return replace(wanted, payer=resolve_payer(session, wanted.payer))
+        payer = self._payer_ids.get(wanted.payer)
+        if payer is None:
+            with self.sessions() as session:
+                payer = resolve_payer(session, wanted.payer)  # several: UsageError, not kept
+            if payer != wanted.payer:
+                self._payer_ids[wanted.payer] = payer
+        return replace(wanted, payer=payer)
 
     def erp_circuits_open(self) -> list[str]:
         """The configured ERP adapter (``settings.erp_adapter``), when its circuit is open: a
