@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 import typer
@@ -71,14 +71,14 @@ def parse_instant(text: str, now: datetime, option: str = "--since") -> datetime
 
 
 def parse_amount(text: str, option: str = "--amount") -> Decimal:
-    """A decimal amount in dollars and cents (never through float)."""
+    """A decimal amount in dollars and cents, by the one rule every typed amount follows
+    (``triage_model.parse_dollars``: ``1,00`` is refused, never read as 100)."""
+    from claimsync_console.engine.triage_model import UsageError, parse_dollars
+
     try:
-        value = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        fail(f"{option}: {text!r} is not an amount", EXIT_USAGE)
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
-        fail(f"{option}: {text!r} is not an amount in dollars and cents", EXIT_USAGE)
-    return value
+        return parse_dollars(text)
+    except UsageError as error:
+        fail(f"{option}: {error.message}", EXIT_USAGE)
 
 
 def output_format(json_output: bool, csv_output: bool) -> str:

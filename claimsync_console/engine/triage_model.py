@@ -279,6 +279,18 @@ def parse_write_off_amount(text: str | Decimal, open_amount: Decimal | None = No
         raw = text.strip()
     else:  # a float would already be inexact
         raise UsageError(f"a write-off amount must be text or a Decimal, not {type(text).__name__}")
+    value = parse_dollars(raw)
+    if value <= ZERO:
+        raise UsageError(f"a write-off amount must be more than 0.00, not {value}")
+    if open_amount is not None and value > open_amount:
+        raise UsageError(f"cannot write off {value}: only {open_amount} is open on the item")
+    return value
+
+
+def parse_dollars(raw: str) -> Decimal:
+    """Dollars and cents as typed (``_AMOUNT``), to cents; UsageError naming what is wrong. Every
+    amount an operator types goes through here: a write-off, a queue's amount filter."""
+    raw = raw.strip()
     found = _AMOUNT.fullmatch(raw)
     if found is None and _comma_misused(raw):
         raise UsageError(
@@ -290,12 +302,7 @@ def parse_write_off_amount(text: str | Decimal, open_amount: Decimal | None = No
             f"{raw!r} is not an amount: write dollars and cents, such as 100, 100.50 or"
             " $1,234.50 (no sign, exponent or more than 2 decimals)"
         )
-    value = Decimal(found["whole"].replace(",", "") + (found["cents"] or "")).quantize(CENT)
-    if value <= ZERO:
-        raise UsageError(f"a write-off amount must be more than 0.00, not {value}")
-    if open_amount is not None and value > open_amount:
-        raise UsageError(f"cannot write off {value}: only {open_amount} is open on the item")
-    return value
+    return Decimal(found["whole"].replace(",", "") + (found["cents"] or "")).quantize(CENT)
 
 
 def _comma_misused(raw: str) -> bool:

@@ -101,6 +101,7 @@ def test_the_table_prints_bracketed_text_as_it_is(cli: Cli) -> None:
         (["--older-than", "2x"], "not a duration"),
         (["--min-amount", "abc"], "not an amount"),
         (["--min-amount", "1.001"], "dollars and cents"),
+        (["--min-amount", "1,00"], "a comma may only separate thousands"),  # never 100
         (["--state", "closed"], "unknown state 'closed'"),
         (["--json", "--csv"], "exclude each other"),
     ],
