@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -66,7 +65,6 @@ def ingest(
 #: garbage read as one "segment" once gave an id of megabytes, in every line of the report.
 SEGMENT_ID_MAX = 16
 #: Findings that quarantine a file even though they are not fatal (engine/ingest.py).
-QUARANTINE_CODES = frozenset({"resent-interchange"})
 SHOWN_REASONS = 3
 
 
@@ -94,19 +92,6 @@ def _segment_id(value: object) -> object:
     return value
 
 
-def quarantine_reasons(findings: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The findings in the order that explains a quarantine: those that caused it first (fatal
-    ones and a re-sent interchange), then errors, then the rest. In file order, a file's
-    warnings came first and the three lines printed never named the reason."""
-
-    def rank(finding: Mapping[str, Any]) -> int:
-        if finding.get("severity") == "fatal" or finding.get("code") in QUARANTINE_CODES:
-            return 0
-        return 1 if finding.get("severity") == "error" else 2
-
-    return sorted(findings, key=rank)  # stable: file order within a rank
-
-
 def print_results(results: list[IngestResult]) -> None:
     """The table, then each quarantined file's reasons on stderr. Everything from the file
     (its name, a segment id, a finding's message) is plain text, never rich markup (a ``[/]``
@@ -116,6 +101,7 @@ def print_results(results: list[IngestResult]) -> None:
     from rich.text import Text
 
     from claimsync_console.cli.output import print_table, printable
+    from claimsync_console.engine.quarantine import quarantine_reasons
 
     print_table(
         "ingest",

@@ -11,7 +11,7 @@ transaction, so a failed load leaves neither rows nor an audit entry behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,21 +64,30 @@ class Released:
         }
 
 
-def first_blocking(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _rank(finding: Mapping[str, Any]) -> int:
+    """0 fatal, 1 a re-sent interchange, 2 an error, 3 anything else."""
+    if finding.get("severity") == "fatal":
+        return 0
+    if finding.get("code") == RESENT_CODE:
+        return 1
+    return 2 if finding.get("severity") == "error" else 3
+
+
+def quarantine_reasons(findings: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The findings in the order that explains a quarantine: fatal ones, then a re-sent
+    interchange, then errors, then the rest, each in file order (in file order alone, a file's
+    warnings came first and the few lines printed never named the reason)."""
+    return sorted(findings, key=_rank)  # stable: file order within a rank
+
+
+def first_blocking(findings: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The finding that explains a quarantine: the first fatal one, else the re-sent one, else
     the first error (an error alone never quarantines, but a loaded file may carry one)."""
-    for wanted in (
-        lambda f: f.get("severity") == "fatal",
-        lambda f: f.get("code") == RESENT_CODE,
-        lambda f: f.get("severity") == "error",
-    ):
-        for finding in findings:
-            if wanted(finding):
-                return finding
-    return None
+    first = min(findings, key=_rank, default=None)  # min keeps the earliest of a rank
+    return first if first is not None and _rank(first) < 3 else None
 
 
-def _finding_brief(finding: dict[str, Any] | None) -> dict[str, Any] | None:
+def _finding_brief(finding: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if finding is None:
         return None
     return {
