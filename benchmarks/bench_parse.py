@@ -90,6 +90,39 @@ def floor() -> Read:
     return read
 
 
+class _Piece:
+    """The cheapest Python-level object a reader could hand back for one segment."""
+
+    __slots__ = ("elements", "tag")
+
+    def __init__(self, tag: str, elements: list[str]) -> None:
+        self.tag = tag
+        self.elements = elements
+
+
+def objects() -> Read:
+    """The reference plus one two-slot object per segment, built by a Python ``__init__``, and
+    nothing else: no Decimal beyond CLP04, no dispatch, no findings. Every domain object of the
+    issue's semantics (each CAS triplet, DTM, REF, AMT, SVC, CLP) is at least one such object,
+    and a frozen dataclass costs more than this, so its ratio is a floor under any pure-CPython
+    reader that returns the issue's domain objects."""
+    from _common import WHITESPACE, segment_chunks
+
+    def read(path: Path) -> tuple[int, Decimal]:
+        count, paid = 0, Decimal(0)
+        piece = _Piece
+        for element, segments in segment_chunks(path):
+            for text in segments:
+                elements = text.strip(WHITESPACE).split(element)
+                made = piece(elements[0], elements)
+                if made.tag == "CLP":
+                    count += 1
+                    paid += Decimal(elements[4])
+        return count, paid
+
+    return read
+
+
 def ours() -> Read:
     """The project's reader with full semantics: envelope, findings, every domain object."""
     from claimsync_console.domain import ClaimPayment
@@ -134,6 +167,7 @@ def pyx12() -> Read:
 READERS: dict[str, Callable[[], Read]] = {
     "reference": reference,
     "floor": floor,
+    "objects": objects,
     "ours": ours,
     "pyx12": pyx12,
 }
@@ -249,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     for claims in args.claims:
         bench = ensure_835(claims, args.seed, args.shape)
         print(f"{bench.describe()}", flush=True)
-        readers = ["reference", "floor", "ours"]
+        readers = ["reference", "floor", "objects", "ours"]
         if has_pyx12 and claims <= args.pyx12_claims:
             readers.append("pyx12")
         text, met = report(bench, measure(bench, readers, args.repeat))
