@@ -20,6 +20,11 @@ from claimsync_console.domain.common import CENT
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
+#: Cents must fit a signed 64-bit column; anything this large is a bad file, not money (and
+#: ``quantize`` raises on it rather than answer).
+MAX_MONEY = Decimal(10) ** 16
+
+
 class MoneyPrecisionError(ValueError):
     """An amount that cannot be stored as whole cents (a float, or a sub-cent fraction)."""
 
@@ -31,6 +36,8 @@ def to_cents(value: Decimal | int) -> int:
     amount = Decimal(value)
     if not amount.is_finite():
         raise MoneyPrecisionError(f"money must be finite, got {amount}")
+    if abs(amount) >= MAX_MONEY:
+        raise MoneyPrecisionError(f"amount {amount} is too large to store")
     if amount != amount.quantize(CENT):
         raise MoneyPrecisionError(f"amount {amount} has a fraction of a cent")
     return int(amount.scaleb(2))

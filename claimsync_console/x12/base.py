@@ -63,29 +63,21 @@ class TransactionReader(abc.ABC):
             if required:
                 self.error(segment, f"{segment.id}{position:02d} is required but empty")
             return None
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            self.error(segment, f"{segment.id}{position:02d} is not a number: {text!r}")
-            return None
-        if not value.is_finite():
-            self.error(segment, f"{segment.id}{position:02d} is not a finite number: {text!r}")
-            return None
+        value, problem = read_number(text)
+        if value is None:
+            self.error(segment, f"{segment.id}{position:02d} is {problem}: {text!r}")
         return value
 
     def amount(self, segment: Segment, position: int) -> Decimal:
         """A required money element; a bad one is a fatal finding and counts as zero."""
         text = segment.get(position)
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            value = None
-        if value is None or not value.is_finite():
+        value, problem = read_number(text)
+        if value is None:
             self.sink.add(
                 Severity.FATAL,
                 segment.index,
                 segment.id,
-                f"{segment.id}{position:02d} must be an amount, got {text!r}",
+                f"{segment.id}{position:02d} must be an amount, got {text!r} ({problem})",
                 "bad-amount",
             )
             return Decimal("0.00")
@@ -99,6 +91,25 @@ class TransactionReader(abc.ABC):
 
     def warn(self, segment: Segment, message: str, code: str = "") -> None:
         self.sink.add(Severity.WARNING, segment.index, segment.id, message, code)
+
+
+#: Numbers at or above 10**15 are refused: no payment comes near it (HIPAA caps an amount at
+#: 10 characters), every amount's cents then fit a 64-bit column, and an exponent like 1E400
+#: cannot reach the storage's cents arithmetic or overflow a balancing sum.
+MAX_ADJUSTED_EXPONENT = 14
+
+
+def read_number(text: str) -> tuple[Decimal | None, str]:
+    """The value of an X12 numeric element, or None and what is wrong with it."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None, "not a number"
+    if not value.is_finite():
+        return None, "not a finite number"
+    if value.adjusted() > MAX_ADJUSTED_EXPONENT:
+        return None, "too large for an amount"
+    return value, ""
 
 
 def parse_date(sink: FindingSink, segment: Segment, position: int) -> date | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from claimsync_console.domain import (
     ZERO,
@@ -28,7 +28,12 @@ from claimsync_console.domain import (
     Reference,
     RemittanceTrailer,
 )
-from claimsync_console.x12.base import Handler, TransactionContext, TransactionReader
+from claimsync_console.x12.base import (
+    Handler,
+    TransactionContext,
+    TransactionReader,
+    read_number,
+)
 from claimsync_console.x12.builders_835 import (
     CLAIM_FIELDS,
     SERVICE_FIELDS,
@@ -382,11 +387,8 @@ def _cached_decimal(text: str) -> Decimal | None:
     value = _decimals.get(text)
     if value is not None:
         return value
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not value.is_finite():
+    value = read_number(text)[0]
+    if value is None:
         return None
     if len(_decimals) < _DECIMAL_CACHE_SIZE:
         _decimals[text] = value

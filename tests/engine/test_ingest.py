@@ -355,3 +355,29 @@ def test_a_value_the_database_refuses_quarantines_the_file(
     else:
         assert result.status == "loaded"
         assert counts(db_sessions)["claim_payments"] == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("CLP03", b"1e400", "bad-amount"),  # finite, but quantize() raised on it
+        ("CLP03", b"9E+999999", "bad-amount"),  # summing two of these overflowed the context
+        ("CLP05", b"1e20", "bad-value"),  # optional: an error, and the file still loads
+    ],
+)
+def test_an_amount_too_large_to_be_money_is_a_finding_not_a_crash(
+    db_sessions: Sessions, tmp_path: Path, field: str, value: bytes, code: str
+) -> None:
+    clp = b"CLP*5554555444*1*800.00*450.00*300.00"
+    parts = clp.split(b"*")
+    parts[int(field[3:])] = value
+    huge = edited(MANAGED_CARE_835, tmp_path, "huge.835", clp, b"*".join(parts))
+    (result,) = ingest_paths(db_sessions, [huge])
+    (finding,) = [f for f in result.findings if f["code"] == code]
+    assert (finding["segment_id"], finding["segment_index"]) == ("CLP", 13)
+    assert "too large" in finding["message"]
+    if code == "bad-amount":
+        assert result.status == "quarantined"
+        assert counts(db_sessions)["claim_payments"] == 0
+    else:
+        assert result.status == "loaded"

@@ -67,6 +67,9 @@ def test_to_cents_rejects_float_and_sub_cent() -> None:
         to_cents(Decimal("0.105"))
     with pytest.raises(MoneyPrecisionError):
         to_cents(Decimal("NaN"))
+    with pytest.raises(MoneyPrecisionError, match="too large"):
+        to_cents(Decimal("1e400"))  # quantize() itself raises InvalidOperation on this
+    assert to_cents(Decimal("99999999999999.99")) == 9999999999999999
 
 
 def test_money_column_refuses_float_and_sub_cent(scratch: Scratch) -> None:
