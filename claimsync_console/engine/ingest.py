@@ -26,10 +26,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
+from claimsync_console.engine.ingest_findings import (
+    load_failed_finding,
+    refused_finding,
+    unstorable_finding,
+)
 from claimsync_console.engine.interchange import resent_interchange, sniff_interchange
 from claimsync_console.store import queries
 from claimsync_console.store.loader import DEFAULT_BATCH_SIZE, BatchLoader, add_blob_streamed
@@ -246,20 +251,27 @@ def _load(
         findings = [finding_dict(f) for f in reader.findings] + [conflict]
         raise _Quarantine(reader.kind.value, findings, conflict["message"])
     loader = BatchLoader(session, received.source_file_id, batch_size)
+    item: object = None
     try:
         for item in reader:
             if not reader.has_fatal:  # once fatal, the load is doomed: just read on
                 loader.add(item)
         if not reader.has_fatal:
+            item = None
             loader.finish()
     except UnstorableValueError as exc:
         findings = [finding_dict(f) for f in reader.findings]
-        findings.append(_unstorable(exc))
+        findings.append(unstorable_finding(exc))
         raise _Quarantine(reader.kind.value, findings, str(exc)) from exc
     except DataError as exc:  # e.g. a NUL byte inside text: PostgreSQL refuses it, every time
         findings = [finding_dict(f) for f in reader.findings]
-        findings.append(_refused(exc))
+        findings.append(refused_finding(exc))
         raise _Quarantine(reader.kind.value, findings, "the database refused a value") from exc
+    except (SQLAlchemyError, OSError):
+        raise  # the database or the disk, not this file: it stays received, for a re-run
+    except Exception as exc:  # a bug of ours: it must cost this file, not the whole run
+        findings = [*_findings(reader), load_failed_finding(exc, item, received.name)]
+        raise _Quarantine(reader.kind.value, findings, findings[-1]["message"]) from exc
     if reader.has_fatal:
         raise _Quarantine(reader.kind.value, _findings(reader), _fatal_summary(reader))
     queries.set_file_outcome(
@@ -297,26 +309,6 @@ def load_kept(session: Session, source_file_id: int, *, at: datetime) -> str:
         raise LoadRefusedError(refused.summary, refused.findings) from None
     session.expire(source)  # set_file_outcome wrote the row with a bulk UPDATE
     return source.kind
-
-
-def _unstorable(exc: UnstorableValueError) -> dict[str, Any]:
-    return {
-        "severity": Severity.FATAL.value,
-        "segment_index": exc.segment_index,
-        "segment_id": exc.segment_id,
-        "code": "unstorable-value",
-        "message": str(exc),
-    }
-
-
-def _refused(exc: DataError) -> dict[str, Any]:
-    return {
-        "severity": Severity.FATAL.value,
-        "segment_index": 0,
-        "segment_id": "",
-        "code": "database-refused",
-        "message": f"the database refused a value from this file: {str(exc.orig).strip()}",
-    }
 
 
 def _findings(reader: DocumentReader) -> list[dict[str, Any]]:

@@ -8,6 +8,8 @@ ERRORs: the content is all there, only a trailer count is off, as in many publis
 from __future__ import annotations
 
 import io
+import logging
+import traceback
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -18,6 +20,8 @@ from claimsync_console.x12.reader_835 import Remittance835Reader
 from claimsync_console.x12.tokenizer import Segment, Tokenizer, TokenizerError, open_text
 
 ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE", "TA1"})
+READER_ERROR = "reader-error"
+log = logging.getLogger(__name__)
 
 
 def transaction_kind(st01: str, version: str) -> DocumentKind:
@@ -88,6 +92,7 @@ class DocumentReader:
     def __iter__(self) -> Iterator[object]:
         last = 0
         env = self._env
+        segment: Segment | None = None  # the one being read, for a finding if a reader fails
         try:
             for batch in self._tokenizer().batches():
                 for segment in batch:
@@ -108,13 +113,34 @@ class DocumentReader:
                     if out:
                         yield from out
                 last = batch[-1].index  # only the tokenizer raises below, between batches
+                segment = None
+            yield from self._end_of_file(last)
         except TokenizerError as error:
             self._fatal(error.segment_index or last + 1, "", str(error), "not-x12")
             return
         except UnicodeError as error:  # pragma: no cover - errors="replace" makes this rare
             self._fatal(last + 1, "", f"cannot decode the file: {error}", "encoding")
             return
-        yield from self._end_of_file(last)
+        except Exception as error:  # a bug of ours: the file is still kept, and says where
+            self._reader_failed(error, segment, last)
+
+    def _reader_failed(self, error: Exception, segment: Segment | None, last: int) -> None:
+        """A reader bug must cost one file, not the run: the file is quarantined with a fatal
+        finding at the segment that set it off (never its text, which may hold PHI), the
+        rest of a drop folder still loads, and the property tests assert this never fires."""
+        index, sid = (segment.index, segment.id) if segment is not None else (last + 1, "")
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        log.error(  # the place in our code, not the exception's text: that may quote the file
+            "reader failed on %s segment %d (%s at %s:%s in %s)",
+            self.file_name, index, type(error).__name__, where.filename, where.lineno, where.name,
+        )  # fmt: skip
+        self._fatal(
+            index,
+            sid,
+            f"ClaimSync could not read this segment ({type(error).__name__}); the file is kept "
+            "unloaded: report it with the file",
+            READER_ERROR,
+        )
 
     def _tokenizer(self) -> Tokenizer:
         source = self._source

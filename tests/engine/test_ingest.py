@@ -268,8 +268,9 @@ def test_folders_are_walked_sorted_and_hidden_files_skipped(
     assert readme.status == "quarantined"
 
 
-class SimulatedCrash(RuntimeError):
-    pass
+class SimulatedCrash(BaseException):
+    """The process dying mid-file (a kill, a power cut): nothing in ingest may handle it, the
+    way a loader bug is handled (that quarantines the file)."""
 
 
 def test_crash_mid_file_leaves_it_received_and_a_rerun_loads_it_once(
@@ -381,3 +382,42 @@ def test_an_amount_too_large_to_be_money_is_a_finding_not_a_crash(
         assert counts(db_sessions)["claim_payments"] == 0
     else:
         assert result.status == "loaded"
+
+
+def test_a_reader_bug_quarantines_that_file_and_the_folder_goes_on(
+    db_sessions: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injected into one 835 handler; the 837 in the same folder must still load."""
+    from claimsync_console.x12.reader_835 import Remittance835Reader
+
+    def broken(self: Remittance835Reader, segment: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(Remittance835Reader, "_cas", broken)
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    copy(MANAGED_CARE_835, folder, "a.835")
+    copy(COMMERCIAL_837P, folder, "b.837")
+    remittance, claims = ingest_paths(db_sessions, [folder])
+    assert (remittance.status, claims.status) == ("quarantined", "loaded")
+    (finding,) = [f for f in remittance.findings if f["code"] == "reader-error"]
+    assert (finding["severity"], finding["segment_id"]) == ("fatal", "CAS")
+    assert counts(db_sessions)["claim_payments"] == 0
+
+
+def test_a_loader_bug_quarantines_that_file_with_its_segment(
+    db_sessions: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injected into the row mapping of claim payments (the store side)."""
+    from claimsync_console.store import rows
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(rows, "claim_payment_row", broken)
+    (result,) = ingest_paths(db_sessions, [copy(MANAGED_CARE_835, tmp_path)])
+    assert result.status == "quarantined"
+    (finding,) = [f for f in result.findings if f["code"] == "load-error"]
+    assert finding["severity"] == "fatal" and finding["segment_index"] >= 13
+    assert "TypeError" in finding["message"]
+    assert counts(db_sessions)["claim_payments"] == 0 and counts(db_sessions)["remittances"] == 0

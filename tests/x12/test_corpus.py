@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from claimsync_console.domain import Claim, ClaimPayment, ClaimStatus, DocumentKind
-from claimsync_console.x12.document import read_document
+from claimsync_console.x12.document import READER_ERROR, read_document
 from claimsync_console.x12.findings import Severity
 from tests.x12.corpus import CORPUS_DIR, corpus_rows
 
@@ -30,6 +30,7 @@ def test_corpus_file_parses_or_is_rejected_with_a_finding(row) -> None:  # type:
         assert finding.file == row.local_file
         assert finding.message
         assert finding.segment_index >= 0
+        assert finding.code != READER_ERROR, finding  # the safety net, not a rejection
     if reader.has_fatal:
         fatal = reader.sink.first_fatal()
         assert fatal is not None and fatal.message
