@@ -7,9 +7,6 @@ themselves (the remap dialog shows a refusal in place), say errors in the same w
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
-
 from claimsync_console.engine.triage_model import (
     BulkResult,
     ConflictError,
@@ -22,11 +19,6 @@ from claimsync_console.engine.triage_model import (
 #: What a write-off over the operator's limit returns instead of ``write_off``: nothing posted,
 #: an approval item opened for a supervisor (``related_item_id``).
 REQUESTED = "write_off_requested"
-#: A bare amount in a service message: dollars and cents (``322.40``), or whatever follows
-#: "written off:" (``20``), never part of a longer number, a date or an address.
-_AMOUNT = re.compile(
-    r"(?<![\w.$,])\d+\.\d{2}(?!\w|\.\d)|(?<=written off: )\d+(?:\.\d+)?(?!\w|\.\d)"
-)
 
 
 class Failed:
@@ -69,12 +61,6 @@ def _from_the_store(error: BaseException) -> bool:
         or isinstance(error, OSError)
         or type(error).__name__ == "StoreUnavailableError"
     )
-
-
-def in_dollars(message: str) -> str:
-    """A service message with its amounts as the console shows money everywhere else: the
-    service writes ``written off: 20 as CO-50``, the analyst reads ``$20.00``."""
-    return _AMOUNT.sub(lambda found: f"${Decimal(found[0]):,.2f}", message)
 
 
 def bulk_summary(action: str, done: BulkResult) -> tuple[str, str]:

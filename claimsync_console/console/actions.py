@@ -33,7 +33,6 @@ from claimsync_console.console.action_messages import (
     bulk_summary,
     describe_error,
     erp_note,
-    in_dollars,
 )
 from claimsync_console.console.modals import (
     ConfirmDialog,
@@ -383,7 +382,7 @@ class ActionRunner:
             text, severity = bulk_summary(action, done)
             self.app.notify(text + note, severity=severity, timeout=10, markup=False)  # type: ignore[arg-type]
         elif isinstance(done, ActionResult):
-            self.app.notify(in_dollars(done.message) + note, timeout=8, markup=False)
+            self.app.notify(done.message + note, timeout=8, markup=False)
 
     def _finished(self, action: str, ids: list[int]) -> None:
         for screen in self.app.screen_stack:

@@ -21,13 +21,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from claimsync_console.console.action_messages import in_dollars
 from claimsync_console.console.widgets.fmt import plain
+from claimsync_console.domain import dollars
 from claimsync_console.engine.triage_model import UsageError, parse_write_off_amount
 
 
 def money(amount: Decimal | str) -> str:
-    return f"${Decimal(amount):,.2f}"
+    return dollars(Decimal(amount))
 
 
 class Dialog(ModalScreen[Any]):
@@ -145,7 +145,7 @@ class WriteOffDialog(Dialog):
     def _amount_problem(self, message: str) -> None:
         """Under the amount field; the line takes no room while there is nothing to say."""
         shown = self.query_one("#amount-error", Static)
-        shown.update(plain(in_dollars(message)))
+        shown.update(plain(message))
         shown.display = bool(message)
 
     @on(Input.Changed, "#amount")

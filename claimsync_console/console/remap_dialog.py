@@ -36,7 +36,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, Static
 
-from claimsync_console.console.action_messages import describe_error, in_dollars
+from claimsync_console.console.action_messages import describe_error
 from claimsync_console.console.modals import Dialog, money
 from claimsync_console.console.widgets.fmt import plain
 from claimsync_console.engine.claim_search import ClaimHit
@@ -309,7 +309,7 @@ class RemapDialog(Dialog):
         title = Text(f"Remap to claim {self.chosen.claim_id}?", style="bold")
         parts: list[RenderableType] = [title, shown, Text(said, style="bold" if differs else "")]
         if warnings:  # the service's own words: it will ask for "Remap anyway"
-            told = in_dollars("; ".join(warnings))
+            told = "; ".join(warnings)
             parts.append(plain(f"The service will ask to confirm: {told}.", "bold red"))
         self.query_one("#comparison", Static).update(Group(*parts))
 
@@ -386,7 +386,7 @@ class RemapDialog(Dialog):
         if needs_force(done.error):
             problems = getattr(done.error, "problems", ()) or (str(done.error),)
             offer = accepts_force(self.remap)
-            said = in_dollars("; ".join(map(str, problems)))
+            said = "; ".join(map(str, problems))
             then = " Check the comparison; Remap anyway if it is right." if offer else ""
             self._refuse(f"The service refused this claim: {said}.{then}", force=offer)
             if offer:  # the next decision is that one (Escape or Back still leave)

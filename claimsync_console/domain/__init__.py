@@ -19,6 +19,7 @@ from claimsync_console.domain.common import (
     PersonName,
     Quantity,
     Reference,
+    dollars,
     money,
 )
 from claimsync_console.domain.journal import JournalEntry, JournalLine, UnbalancedEntryError
@@ -67,5 +68,6 @@ __all__ = [
     "WorkItemKind",
     "WorkItemState",
     "classify_status_category",
+    "dollars",
     "money",
 ]

@@ -22,6 +22,12 @@ def money(value: str | int | Decimal) -> Decimal:
     return Decimal(value).quantize(CENT)
 
 
+def dollars(amount: Decimal) -> str:
+    """``$1,234.50``, ``-$12.00``: money as every message and screen shows it to a person."""
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
+
+
 class DocumentKind(enum.StrEnum):
     """What an X12 file carries, as the ingest report names it."""
 

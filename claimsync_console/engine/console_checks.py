@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from claimsync_console.domain import WorkItemKind
+from claimsync_console.domain import WorkItemKind, dollars
 from claimsync_console.engine.item_detail import kind_title
 from claimsync_console.engine.rules import RulesBook
 from claimsync_console.engine.triage import BULK_ACTIONS
@@ -176,7 +176,9 @@ def write_off_outlook(rules: RulesBook, reason: str, role: str, count: int) -> s
         return f"{said} None of the {count} items goes to approval."
     if own is None:
         return f"{said} All {count} items go to approval: a {role} may not write off {reason}."
+    limit = own.max_amount
+    assert limit is not None  # an unlimited tier returned above
     return (
-        f"{said} Each item over ${own.max_amount:,.2f} (the {role} limit for {reason}, earlier"
+        f"{said} Each item over {dollars(limit)} (the {role} limit for {reason}, earlier"
         " write-offs counted) goes to approval instead of posting."
     )

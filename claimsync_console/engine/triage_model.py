@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from claimsync_console.domain import CENT, ZERO, WorkItemKind, WorkItemState
+from claimsync_console.domain import CENT, ZERO, WorkItemKind, WorkItemState, dollars
 from claimsync_console.engine.rules import RulesBook
 from claimsync_console.store.models_engine import WorkItem
 
@@ -281,9 +281,11 @@ def parse_write_off_amount(text: str | Decimal, open_amount: Decimal | None = No
         raise UsageError(f"a write-off amount must be text or a Decimal, not {type(text).__name__}")
     value = parse_dollars(raw)
     if value <= ZERO:
-        raise UsageError(f"a write-off amount must be more than 0.00, not {value}")
+        raise UsageError(f"a write-off amount must be more than $0.00, not {dollars(value)}")
     if open_amount is not None and value > open_amount:
-        raise UsageError(f"cannot write off {value}: only {open_amount} is open on the item")
+        raise UsageError(
+            f"cannot write off {dollars(value)}: only {dollars(open_amount)} is open on the item"
+        )
     return value
 
 
@@ -335,14 +337,21 @@ def may_approve(rules: RulesBook, kind: str, code: str, amount: Decimal, role: s
     beyond = top.max_amount is not None and abs(amount) > top.max_amount
     if beyond and top.role == role:
         return None
-    return f"role {role} may approve {kind} {code} up to {own.max_amount}, not {abs(amount)}"
+    return (
+        f"role {role} may approve {kind} {code} up to {dollars(own.max_amount)},"
+        f" not {dollars(abs(amount))}"
+    )
 
 
-def beyond_limits(details: dict[str, Any], money: Callable[[str], str] = str) -> str:
+def _dollars_text(text: str) -> str:
+    return dollars(Decimal(text))
+
+
+def beyond_limits(details: dict[str, Any], money: Callable[[str], str] = _dollars_text) -> str:
     """The words that flag an approval beyond every tier (``details.beyond_all_tiers``: the
     rules' top role still decides, but no tier was written for that much), else "". The top
     tier is named when the request recorded it (``top_limit``, ``top_role``), its amount
-    written by ``money`` (a table's ``10,000.00``; the service's messages keep ``10000.00``)."""
+    written by ``money`` (a table's ``10,000.00``; the service's messages say ``$10,000.00``)."""
     if not details.get("beyond_all_tiers"):
         return ""
     top, role = details.get("top_limit"), details.get("top_role")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import ZERO, WorkItemKind
+from claimsync_console.domain import ZERO, WorkItemKind, dollars
 from claimsync_console.engine import pipeline
 from claimsync_console.engine.keys import action_key
 from claimsync_console.engine.matching import open_payment_followups
@@ -234,7 +234,8 @@ def approve(
         target=f"outbox:{outbox_id}",
     )
     message = (
-        f"work item {item.id} approved: {kind} {code} {item.amount} queued (outbox {outbox_id})"
+        f"work item {item.id} approved: {kind} {code} {dollars(item.amount)} queued"
+        f" (outbox {outbox_id})"
     )
     if flagged := beyond_limits(details):
         message += f", {flagged}"
@@ -243,7 +244,10 @@ def approve(
         if left == ZERO:
             message += f"; work item {origin.id} written off"
         else:
-            message += f"; {taken} of work item {origin.id} written off, {left} stays open"
+            message += (
+                f"; {dollars(taken)} of work item {origin.id} written off,"
+                f" {dollars(left)} stays open"
+            )
     return result(
         item,
         "approve",
@@ -270,8 +274,8 @@ def _origin(session: Session, approval: WorkItem) -> WorkItem | None:
         )
     if approved_write_off(approval) > item.amount:
         raise ConflictError(
-            f"work item {item.id} has only {item.amount} open now, less than the"
-            f" {approved_write_off(approval)} this approval would write off: ignore the"
+            f"work item {item.id} has only {dollars(item.amount)} open now, less than the"
+            f" {dollars(approved_write_off(approval))} this approval would write off: ignore the"
             " approval instead",
             item_id=approval.id,
         )

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import CENT, JournalEntry, JournalLine
+from claimsync_console.domain import CENT, JournalEntry, JournalLine, dollars
 from claimsync_console.engine import pipeline
 from claimsync_console.engine.rules import PayerRule, RulesBook
 from claimsync_console.engine.workitems import normalise_payer_id
@@ -123,8 +123,8 @@ def remap_problems(session: Session, item: WorkItem, claim: ClaimRow) -> list[st
     charge = abs(payment.charge)
     if abs(charge - claim.billed_amount) > CENT:
         problems.append(
-            f"charge differs: the payment's charge is {charge}, claim {claim.id} billed"
-            f" {claim.billed_amount}"
+            f"charge differs: the payment's charge is {dollars(charge)}, claim {claim.id} billed"
+            f" {dollars(claim.billed_amount)}"
         )
     return problems
 
@@ -156,7 +156,8 @@ def _active_payments(session: Session, claim_id: int, except_id: int) -> list[st
     for work_item_id, payment_id, pcn, paid, trace in rows:
         via = f", work item {work_item_id}" if work_item_id is not None else ""
         found.append(
-            f"claim payment {payment_id} ({pcn}, paid {paid}, check {trace or 'unknown'}{via})"
+            f"claim payment {payment_id} ({pcn}, paid {dollars(paid)},"
+            f" check {trace or 'unknown'}{via})"
         )
     return found
 

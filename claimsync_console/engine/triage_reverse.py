@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from claimsync_console.domain import dollars
 from claimsync_console.engine.keys import action_key
 from claimsync_console.engine.outbox import enqueue_entry, entry_from_json
 from claimsync_console.engine.triage_actions import (
@@ -116,7 +117,7 @@ def reverse(session: Session, actor: Actor, action_id: int, *, note: str) -> Act
         f" (outbox {outbox_id}); work item {reopen.id} {again}"
     )
     if wrote_off:
-        message += f" with {reopen.amount} open"
+        message += f" with {dollars(reopen.amount)} open"
     return result(reopen, "reverse", audit_row, message, row=rev, outbox_id=outbox_id)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import ZERO
+from claimsync_console.domain import ZERO, dollars
 from claimsync_console.engine import workitems as wi
 from claimsync_console.engine.keys import action_key
 from claimsync_console.engine.outbox import enqueue_entry, entry_to_json
@@ -142,11 +142,13 @@ def write_off(
         extra=written(value, remainder),
     )
     if remainder == ZERO:
-        message = f"work item {item.id} written off: {value} as {reason} (outbox {outbox_id})"
+        message = (
+            f"work item {item.id} written off: {dollars(value)} as {reason} (outbox {outbox_id})"
+        )
     else:
         message = (
-            f"work item {item.id}: {value} written off as {reason} (outbox {outbox_id});"
-            f" {remainder} stays open"
+            f"work item {item.id}: {dollars(value)} written off as {reason} (outbox {outbox_id});"
+            f" {dollars(remainder)} stays open"
         )
     return result(item, "write_off", entry, message, row=row, outbox_id=outbox_id)
 
@@ -175,7 +177,8 @@ def settle_write_off(
     remainder = item.amount - amount
     if remainder < ZERO:
         raise ConflictError(
-            f"work item {item.id} has {item.amount} open now, less than the {amount} to write"
+            f"work item {item.id} has {dollars(item.amount)} open now, less than the"
+            f" {dollars(amount)} to write"
             " off: reload it",
             item_id=item.id,
         )
@@ -205,7 +208,9 @@ def _amount(item: WorkItem, amount: Decimal | str | None) -> Decimal:
     if amount is not None:
         return parse_write_off_amount(amount, item.amount)
     if item.amount <= ZERO:
-        raise UsageError(f"work item {item.id} has nothing open to write off ({item.amount})")
+        raise UsageError(
+            f"work item {item.id} has nothing open to write off ({dollars(item.amount)})"
+        )
     return parse_write_off_amount(item.amount)
 
 
@@ -264,12 +269,14 @@ def _request_approval(
         extra={"write_off_amount": posting["amount"]},
     )
     message = (
-        f"{need.amount} is over the {actor.role} limit of {need.limit} for write-off"
+        f"{dollars(need.amount)} is over the {actor.role} limit of {dollars(need.limit)}"
+        f" for write-off"
         f" {need.code}: approval work item {opened.id} waits for a {need.required_role}"
     )
     earlier = need.amount - Decimal(posting["amount"])
     if earlier > ZERO:  # the approval covers the item's earlier write-offs too
-        message += f" ({posting['amount']} now, {earlier} written off before)"
+        now_amount = dollars(Decimal(posting["amount"]))
+        message += f" ({now_amount} now, {dollars(earlier)} written off before)"
     if flagged := beyond_limits(details):
         message += f"; {flagged}"
     return result(item, "write_off_requested", entry, message, row=row, related=opened.id)

@@ -112,7 +112,7 @@ def test_a_request_beyond_every_tier_is_flagged_in_its_message_show_and_approve(
     asked = cli.run("write-off", str(item.id), "--reason", item.details["carcs"][0],
                     "--note", "lost")  # fmt: skip
     assert asked.exit_code == 0, asked.stderr
-    assert "beyond every approval limit (top: 10000.00 for supervisor): flagged" in asked.stdout
+    assert "beyond every approval limit (top: $10,000.00 for supervisor): flagged" in asked.stdout
     approval = cli.item(item.id).details["pending_approval"]
     shown = cli.run("items", "show", str(approval)).stdout
     assert "approval: over the limit of 500.00: a supervisor decides" in shown
@@ -120,7 +120,8 @@ def test_a_request_beyond_every_tier_is_flagged_in_its_message_show_and_approve(
     approved = cli.run("approve", str(approval), "--note", "board agreed",
                        CLAIMSYNC_OPERATOR="bob", CLAIMSYNC_ROLE="supervisor")  # fmt: skip
     assert approved.exit_code == 0, approved.stderr
-    assert "beyond every approval limit (top: 10000.00 for supervisor): flagged" in approved.stdout
+    flagged = "beyond every approval limit (top: $10,000.00 for supervisor): flagged"
+    assert flagged in approved.stdout
 
 
 # --------------------------------------------------------------------------- --amount

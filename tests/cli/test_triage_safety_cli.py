@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from claimsync_console.domain import dollars
 from claimsync_console.store.models import ClaimPaymentRow, ClaimRow, Remittance
 from claimsync_console.store.models_engine import AuditEntry, PaymentMatch, WorkItem
 from claimsync_console.store.models_triage import TriageAction
@@ -43,7 +44,8 @@ def test_a_partial_write_off_leaves_the_rest_in_the_queue(cli: Cli) -> None:
     result = cli.run("write-off", str(item.id), "--reason", "CO-45", "--note", "x",
                      "--amount", "100")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert "100.00 written off as CO-45" in result.stdout and f"{rest} stays open" in result.stdout
+    assert "$100.00 written off as CO-45" in result.stdout
+    assert f"{dollars(rest)} stays open" in result.stdout
     listed = cli.json("items", "list", "--queue", "denial", "--limit", "500")
     (shown,) = [i for i in listed["items"] if i["id"] == item.id]
     assert (shown["state"], shown["amount"]) == ("open", str(rest))
@@ -78,7 +80,7 @@ def test_amount_over_what_is_open_is_a_usage_error(cli: Cli) -> None:
     result = cli.run(
         "write-off", str(item.id), "--reason", "CO-45", "--note", "x", "--amount", over
     )
-    assert result.exit_code == 2 and f"only {item.amount} is open" in result.stderr
+    assert result.exit_code == 2 and f"only {dollars(item.amount)} is open" in result.stderr
     assert cli.item(item.id).state == "open"
 
 

@@ -168,7 +168,7 @@ def test_over_the_limit_a_write_off_waits_for_a_supervisor_who_is_not_the_reques
     with pytest.raises(PermissionDeniedError, match="you requested") as raised:
         env.service("alice", "supervisor").approve(approval.id)
     assert raised.value.exit_code == 4
-    with pytest.raises(PermissionDeniedError, match=r"up to 500\.00"):
+    with pytest.raises(PermissionDeniedError, match=r"up to \$500\.00"):
         env.service("carol", "analyst").approve(approval.id)
     assert env.count(OutboxEntry) == outbox  # the refusals queued nothing
     done = env.service("bob", "supervisor").approve(approval.id, note="ok")

@@ -27,7 +27,7 @@ def test_a_role_outside_the_tiers_is_refused_with_the_reason() -> None:
 
 def test_a_role_approves_up_to_its_own_tier() -> None:
     assert refusal(WRITE_OFF, "500.00", "analyst") is None
-    assert "up to 500.00, not 500.01" in (refusal(WRITE_OFF, "500.01", "analyst") or "")
+    assert "up to $500.00, not $500.01" in (refusal(WRITE_OFF, "500.01", "analyst") or "")
     assert refusal(WRITE_OFF, "20000.00", "supervisor") is None  # the last tier decides
 
 

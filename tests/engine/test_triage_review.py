@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from claimsync_console.domain import dollars
 from claimsync_console.engine import status
 from claimsync_console.engine.console_backend import ConsoleBackend, QueueFilter
 from claimsync_console.engine.console_checks import MarkedItem, action_refusal, marked_items
@@ -79,9 +80,9 @@ def test_signs_exponents_and_other_symbols_stay_refused(text: str) -> None:
 
 def test_a_dollar_amount_is_held_to_the_open_amount_and_to_more_than_zero() -> None:
     assert parse_write_off_amount("$1,000.00", D("1000.00")) == D("1000.00")
-    with pytest.raises(UsageError, match=r"cannot write off 1234\.50: only 1000\.00 is open"):
+    with pytest.raises(UsageError, match=r"cannot write off \$1,234\.50: only \$1,000\.00 is open"):
         parse_write_off_amount("$1,234.50", D("1000.00"))
-    with pytest.raises(UsageError, match=r"more than 0\.00"):
+    with pytest.raises(UsageError, match=r"more than \$0\.00"):
         parse_write_off_amount("$0.00")
 
 
@@ -172,9 +173,9 @@ def test_a_request_beyond_every_tier_says_so_and_so_does_its_approval(env: Env) 
     """Sample rules: write-offs up to 500.00 for an analyst, 10,000.00 for a supervisor."""
     item = denial_item(env, over=D("10000.00"))
     asked = request(env, item)
-    assert f"{item.amount} is over the analyst limit of 500.00" in asked.message
+    assert f"{dollars(item.amount)} is over the analyst limit of $500.00" in asked.message
     assert asked.message.endswith(
-        "; beyond every approval limit (top: 10000.00 for supervisor): flagged"
+        "; beyond every approval limit (top: $10,000.00 for supervisor): flagged"
     )
     approval = env.item(asked.related_item_id)  # type: ignore[arg-type]
     assert approval.details["beyond_all_tiers"] is True
@@ -182,7 +183,7 @@ def test_a_request_beyond_every_tier_says_so_and_so_does_its_approval(env: Env) 
         "10000.00", "supervisor",
     )  # fmt: skip
     done = env.service("bob", "supervisor").approve(approval.id, note="the board agreed")
-    assert ", beyond every approval limit (top: 10000.00 for supervisor): flagged" in done.message
+    assert ", beyond every approval limit (top: $10,000.00 for supervisor): flagged" in done.message
     assert env.item(item.id).state == "written_off"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from claimsync_console.domain import dollars
 from claimsync_console.engine.reconcile import grand_total, reconcile
 from claimsync_console.engine.triage import (
     PermissionDeniedError,
@@ -93,10 +94,10 @@ def test_anything_else_is_refused_in_one_line(text: Any) -> None:
 
 def test_zero_and_more_than_is_open_are_refused() -> None:
     for text in ("0", "0.00", "00"):
-        with pytest.raises(UsageError, match=r"more than 0\.00"):
+        with pytest.raises(UsageError, match=r"more than \$0\.00"):
             parse_write_off_amount(text)
     assert parse_write_off_amount("322.40", D("322.40")) == D("322.40")
-    with pytest.raises(UsageError, match=r"cannot write off 322\.41: only 322\.40 is open"):
+    with pytest.raises(UsageError, match=r"cannot write off \$322\.41: only \$322\.40 is open"):
         parse_write_off_amount("322.41", D("322.40"))
 
 
@@ -132,7 +133,8 @@ def test_a_partial_write_off_leaves_the_rest_open_and_the_books_right(env: Env) 
                                    amount="100", expected_version=item.version)  # fmt: skip
     assert (done.action, done.state, done.version) == ("write_off", "open", item.version + 1)
     assert (
-        f"100.00 written off as {reason}" in done.message and f"{rest} stays open" in done.message
+        f"$100.00 written off as {reason}" in done.message
+        and f"{dollars(rest)} stays open" in done.message
     )
     left = env.item(item.id)
     assert (left.state, left.amount, left.outbox_id) == ("open", rest, None)
@@ -175,7 +177,7 @@ def test_reversing_partial_write_offs_puts_each_amount_back(env: Env) -> None:
     undo_first = supervisor.reverse(first.action_id, note="the 100 was wrong")
     reopened = env.item(item.id)  # the second write-off still stands: only the 100 is open
     assert (undo_first.state, reopened.amount) == ("open", D("100.00"))
-    assert "is open again with 100.00 open" in undo_first.message
+    assert "is open again with $100.00 open" in undo_first.message
     undo_second = supervisor.reverse(second.action_id, note="all of it was wrong")
     assert "stays open" in undo_second.message
     assert (env.item(item.id).state, env.item(item.id).amount) == ("open", item.amount)
@@ -195,17 +197,17 @@ def test_partial_write_offs_add_up_towards_the_approval_tier(env: Env) -> None:
     assert first.action == "write_off" and first.outbox_id is not None
     asked = env.service("alice").write_off(item.id, reason=reason, note="b", amount="200")
     assert (asked.action, asked.state, asked.outbox_id) == ("write_off_requested", "open", None)
-    assert "600.00 is over the analyst limit of 500.00" in asked.message
-    assert "(200.00 now, 400.00 written off before)" in asked.message
+    assert "$600.00 is over the analyst limit of $500.00" in asked.message
+    assert "($200.00 now, $400.00 written off before)" in asked.message
     assert audited(env, asked).after["write_off_amount"] == "200.00"  # type: ignore[index]
     approval = env.item(asked.related_item_id)  # type: ignore[arg-type]
     assert approval.amount == D("600.00")  # the approver vouches for both pieces
-    with pytest.raises(PermissionDeniedError, match=r"up to 500\.00"):
+    with pytest.raises(PermissionDeniedError, match=r"up to \$500\.00"):
         env.service("carol", "analyst").approve(approval.id)
 
     done = env.service("bob", "supervisor").approve(approval.id, note="ok")
     rest = item.amount - D("600.00")
-    assert f"200.00 of work item {item.id} written off, {rest} stays open" in done.message
+    assert f"$200.00 of work item {item.id} written off, {dollars(rest)} stays open" in done.message
     left = env.item(item.id)
     assert (left.state, left.amount) == ("open", rest)
     assert "pending_approval" not in left.details
@@ -288,7 +290,10 @@ def test_a_remap_to_a_wrong_claim_is_refused_naming_every_reason(env: Env) -> No
     assert paid.startswith(
         f"claim {claim_id} already has an active payment: claim payment {paid_id}"
     )
-    charged = f"the payment's charge is {charge}, claim {claim_id} billed {claim_billed}"
+    charged = (
+        f"the payment's charge is {dollars(charge)}, claim {claim_id} billed"
+        f" {dollars(claim_billed)}"
+    )
     assert billed == f"charge differs: {charged}"
     assert "\n" not in refusal.message and "--force" in refusal.message
     assert env.service().remap_warnings(item.id, claim_id) == refusal.problems
@@ -323,7 +328,10 @@ def test_a_remap_that_looks_right_needs_no_force(env: Env) -> None:
     assert charge is not None
     set_billed(env, exact, charge + D("0.01"))  # a cent apart is the same charge
     set_billed(env, off, charge + D("0.02"))
-    charged = f"the payment's charge is {charge}, claim {off} billed {charge + D('0.02')}"
+    charged = (
+        f"the payment's charge is {dollars(charge)}, claim {off} billed"
+        f" {dollars(charge + D('0.02'))}"
+    )
     assert env.service().remap_warnings(item.id, off) == (f"charge differs: {charged}",)
     assert env.service().remap_warnings(item.id, exact) == ()
     done = env.service().remap(item.id, claim_id=exact, note="clean")

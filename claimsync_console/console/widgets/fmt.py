@@ -13,6 +13,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from claimsync_console.domain import dollars
+
 #: Display names of the queues, in the order the dashboard and the jump list show them.
 QUEUE_TITLES: dict[str, str] = {
     "unmatched": "Unmatched remittances",
@@ -25,10 +27,7 @@ QUEUE_TITLES: dict[str, str] = {
 
 
 def money(amount: Decimal | None) -> str:
-    if amount is None:
-        return "-"
-    sign = "-" if amount < 0 else ""
-    return f"{sign}${abs(amount):,.2f}"
+    return "-" if amount is None else dollars(amount)
 
 
 def count(n: int) -> str:
