@@ -91,11 +91,13 @@ def classify_status_category(category: str) -> StatusCategoryClass:
 
 @dataclass(frozen=True, slots=True)
 class StatusCode:
-    """One STC composite: category, status code, entity."""
+    """One STC composite: category, status code, entity. ``message`` is the STC12 free text
+    (why a payer rejected the claim, in words), kept on the STC01 code of its segment."""
 
     category: str
     code: str
     entity: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,7 +275,9 @@ def claim_status_row(status: ClaimStatus, source_file_id: int) -> Row:
         "payer_claim_control_number": status.payer_claim_control_number,
         "status": status.status.value,
         "codes": [
-            {"category": c.category, "code": c.code, "entity": c.entity} for c in status.codes
+            {"category": c.category, "code": c.code, "entity": c.entity}
+            | ({"message": c.message} if c.message else {})
+            for c in status.codes
         ],
         "status_date": status.status_date,
         "charge": _optional_money(status.charge, at, "STC"),

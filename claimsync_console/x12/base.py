@@ -73,11 +73,13 @@ class TransactionReader(abc.ABC):
         text = segment.get(position)
         value, problem = read_number(text)
         if value is None:
+            name = f"{segment.id}{position:02d}"
+            said = f"{name} is required but empty" if not text else f"{name} must be an amount,"
             self.sink.add(
                 Severity.FATAL,
                 segment.index,
                 segment.id,
-                f"{segment.id}{position:02d} must be an amount, got {text!r} ({problem})",
+                said if not text else f"{said} got {text!r} ({problem})",
                 "bad-amount",
             )
             return Decimal("0.00")

@@ -185,13 +185,15 @@ def check_claim_balance(sink: FindingSink, payment: ClaimPayment, claim: ClaimBu
     while reading, in file order, so they equal ``adjustment_total`` to the last digit."""
     adjusted = claim.adjusted
     if payment.charge - payment.paid != adjusted:
+        lines = sum((b.adjusted for b in claim.services), ZERO)
+        split = f" (claim level {adjusted - lines}, lines {lines})" if lines else ""
         sink.add(
             Severity.ERROR,
             claim.index,
             "CLP",
             f"claim {payment.patient_control_number}: CLP03 {payment.charge} − CLP04 "
             f"{payment.paid} = {payment.charge - payment.paid}, but the CAS adjustments add "
-            f"up to {adjusted}",
+            f"up to {adjusted}{split}",
             "claim-out-of-balance",
         )
     for service, builder in zip(payment.services, claim.services, strict=True):
@@ -201,7 +203,8 @@ def check_claim_balance(sink: FindingSink, payment: ClaimPayment, claim: ClaimBu
                 Severity.ERROR,
                 service.segment_index,
                 "SVC",
-                f"service {service.procedure_code}: SVC02 {service.charge} − SVC03 "
+                f"service {service.procedure_code or service.procedure_qualifier or '?'}: "
+                f"SVC02 {service.charge} − SVC03 "
                 f"{service.paid} = {service.charge - service.paid}, but its CAS add up to "
                 f"{line_adjusted}",
                 "line-out-of-balance",

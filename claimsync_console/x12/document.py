@@ -32,8 +32,8 @@ def transaction_kind(st01: str, version: str) -> DocumentKind:
         if "X223" in version or "X096" in version:
             return DocumentKind.CLAIM_837I
         return DocumentKind.CLAIM_837P
-    if st01 == "277" and ("X214" in version or not version):
-        return DocumentKind.STATUS_277CA
+    if st01 == "277" and ("X214" in version or "X167" in version or not version):
+        return DocumentKind.STATUS_277CA  # X167: the 4040 claim acknowledgement, same loops
     return DocumentKind.UNKNOWN
 
 

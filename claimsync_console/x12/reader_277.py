@@ -1,4 +1,4 @@
-"""Reads 277CA claim acknowledgements (005010X214).
+"""Reads 277CA claim acknowledgements (005010X214, and 004040X167 before it).
 
 The 277CA is a hierarchy: HL 20 (the payer or clearinghouse), 21 (the receiver), 19 (the
 billing provider) and PT (the patient). Only the patient level carries claims: each 2200D loop
@@ -53,6 +53,7 @@ class Status277Reader(TransactionReader):
         self._payer = Party()
         self._patient: PersonName | None = None
         self._draft: _StatusDraft | None = None
+        self._claims = 0  # claim statuses emitted: a 277 with none is worth a warning
 
     def feed(self, segment: Segment) -> list[object] | None:
         done: list[object] | None = None
@@ -77,7 +78,17 @@ class Status277Reader(TransactionReader):
         return done
 
     def finish(self, last_index: int) -> list[object]:
-        return self._close() or []
+        done = self._close() or []
+        if not self._claims:
+            self.sink.add(
+                Severity.WARNING,
+                last_index,
+                "SE",
+                "this 277 holds no claim-level status (no patient-level HL with TRN*2 and STC):"
+                " nothing in it acknowledges or rejects a claim",
+                "no-claim-status",
+            )
+        return done
 
     def _on_hl(self, segment: Segment) -> list[object] | None:
         done = self._close()
@@ -124,7 +135,8 @@ class Status277Reader(TransactionReader):
             draft = self._draft = _StatusDraft(segment.index, segment.index, "")
         for position in STC_COMPOSITES:
             if segment.get(position):
-                draft.codes.append(_status_code(segment.components(position)))
+                message = segment.get(12) if position == 1 else ""
+                draft.codes.append(_status_code(segment.components(position), message))
         if draft.first_category or draft.in_service_line or not draft.codes:
             return
         draft.first_category = draft.codes[0].category
@@ -141,6 +153,7 @@ class Status277Reader(TransactionReader):
         if draft is None:
             return None
         self._draft = None
+        self._claims += 1
         status = StatusCategoryClass.OTHER
         if draft.first_category:
             status = classify_status_category(draft.first_category)
@@ -169,6 +182,6 @@ class Status277Reader(TransactionReader):
         ]
 
 
-def _status_code(parts: list[str]) -> StatusCode:
+def _status_code(parts: list[str], message: str = "") -> StatusCode:
     padded = [*parts, "", ""]
-    return StatusCode(category=padded[0], code=padded[1], entity=padded[2])
+    return StatusCode(category=padded[0], code=padded[1], entity=padded[2], message=message)

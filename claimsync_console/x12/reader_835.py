@@ -320,6 +320,8 @@ class Remittance835Reader(TransactionReader):
         )
         if not e[1]:
             self.error(segment, "CLP01 patient control number is empty", "missing-pcn")
+        if not e[2]:
+            self.error(segment, "CLP02 claim status code is empty", "missing-status")
         self._claim = ClaimBuilder(segment.index, head)
 
     def _nm1(self, segment: Segment) -> None:
@@ -360,6 +362,13 @@ class Remittance835Reader(TransactionReader):
         e = padded(segment, 7)
         component = segment.delimiters.component
         procedure = e[1].split(component)
+        if len(procedure) == 1 and e[1]:
+            self.warn(
+                segment,
+                f"SVC01 {e[1]!r} holds no component separator {component!r}: its qualifier"
+                " and procedure code cannot be told apart",
+                "bad-composite",
+            )
         original = e[6].split(component) if e[6] else [""]
         head: ServiceHead = (
             procedure[0],

@@ -98,3 +98,57 @@ def test_bad_values_and_foreign_segments_are_findings() -> None:
     assert ("STC", "error", "bad-date") in codes
     assert ("STC", "error", "bad-value") in codes
     assert ("CLM", "warning", "unexpected-segment") in codes
+
+
+# The 4040 claim acknowledgement (004040X167): the same loops as the 277CA. Shaped on a
+# clearinghouse's published sample; names and ids made up.
+X167 = (
+    "~".join(
+        [
+            "ISA*00*          *00*          *ZZ*CLEARINGHOUSE  *ZZ*PROVIDER       *170328*1539*^"
+            "*00404*248113954*1*P*:",
+            "GS*HN*CLEARINGHOUSE*PROVIDER*20170328*1539*74457822*X*004040X167",
+            "ST*277*0001*004040X167",
+            "BHT*0085*08*248113954*20170328*1539*TH",
+            "HL*1**20*1",
+            "NM1*AY*2*CLEARINGHOUSE INC*****FI*582574363",
+            "TRN*1*74457822",
+            "HL*2*1*21*1",
+            "NM1*41*2*PROVIDER*****46*000000000",
+            "HL*3*2*19*1",
+            "NM1*85*1*CLINIC****24*615121337",
+            "HL*4*3*PT",
+            "NM1*QC*1*DOE*JANE****MI*X12344",
+            "TRN*2*PCN5",
+            "STC*A7:19::65*20170328*U*25.63",
+            "SVC*HC:10060:A:B:C*4.15",
+            "STC*A7:453:40:65*20170328*U*********PROCEDURE CODE MODIFIER #3 ON LINE #3 IS INVALID.",
+            "SE*16*0001",
+            "GE*1*74457822",
+            "IEA*1*248113954",
+        ]
+    )
+    + "~"
+)
+
+
+def test_the_4040_claim_acknowledgement_reads_as_a_277ca_with_its_free_text() -> None:
+    reader, statuses = _read_bytes(X167.encode(), "x167.277")
+    assert reader.kind is DocumentKind.STATUS_277CA and not reader.has_fatal
+    (status,) = statuses
+    assert (status.patient_control_number, status.status) == ("PCN5", StatusCategoryClass.REJECTED)
+    assert status.charge == Decimal("25.63")
+    first, line = status.codes
+    assert (first.category, first.code, first.message) == ("A7", "19", "")
+    assert (line.code, line.message) == ("453", "PROCEDURE CODE MODIFIER #3 ON LINE #3 IS INVALID.")
+
+
+def test_a_277_without_claim_level_status_says_so() -> None:
+    cut = X167.replace("HL*4*3*PT~NM1*QC*1*DOE*JANE****MI*X12344~TRN*2*PCN5~", "")
+    cut = cut.replace("STC*A7:19::65*20170328*U*25.63~SVC*HC:10060:A:B:C*4.15~", "")
+    cut = cut.replace("STC*A7:453:40:65*20170328*U*********PROCEDURE CODE MODIFIER #3 ON LINE #3"
+                      " IS INVALID.~", "").replace("SE*16*", "SE*10*")  # fmt: skip
+    reader, statuses = _read_bytes(cut.encode(), "empty.277")
+    assert statuses == [] and not reader.has_fatal
+    (warning,) = [f for f in reader.findings if f.code == "no-claim-status"]
+    assert warning.segment_id == "SE"

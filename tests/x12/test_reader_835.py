@@ -271,3 +271,26 @@ def test_unexpected_segment_is_a_warning() -> None:
     reader, _ = read(good_835().replace(b"LX*1~", b"LX*1~\nHL*1**20*1~"))
     warnings = [f for f in reader.findings if f.code == "unexpected-segment"]
     assert warnings and warnings[0].segment_id == "HL"
+
+
+def test_an_empty_required_amount_says_it_is_empty() -> None:
+    reader, _ = read(good_835().replace(b"CLP*PCN-B*2*300.00*200.00", b"CLP*PCN-B**300.00*"))
+    fatal = [f for f in reader.findings if f.code == "bad-amount"]
+    assert [f.message for f in fatal] == ["CLP04 is required but empty"]
+    (status,) = [f for f in reader.findings if f.code == "missing-status"]
+    assert status.severity is Severity.ERROR and status.segment_id == "CLP"
+
+
+def test_svc01_without_its_component_separator_is_a_warning_and_named_whole() -> None:
+    data = good_835().replace(b"SVC*HC:80053*100.00*50.00", b"SVC*HC>80053*100.00*60.00")
+    reader, _ = read(data)
+    (warning,) = [f for f in reader.findings if f.code == "bad-composite"]
+    assert warning.severity is Severity.WARNING and "'HC>80053'" in warning.message
+    (line,) = [f for f in reader.findings if f.code == "line-out-of-balance"]
+    assert line.message.startswith("service HC>80053: SVC02 100.00 − SVC03 60.00")
+
+
+def test_claim_out_of_balance_names_claim_and_line_adjustments_apart() -> None:
+    reader, _ = read(good_835().replace(b"CLP*PCN-B*2*300.00*200.00", b"CLP*PCN-B*2*310.00*200.00"))
+    (claim,) = [f for f in reader.findings if f.code == "claim-out-of-balance"]
+    assert claim.message.endswith("add up to 100.00 (claim level 0.00, lines 100.00)")
