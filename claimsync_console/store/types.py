@@ -30,7 +30,20 @@ class MoneyPrecisionError(ValueError):
 
 
 def to_cents(value: Decimal | int) -> int:
-    """Exact cents for an amount; raises rather than round, because rounding loses money."""
+    """Exact cents for an amount; raises rather than round, because rounding loses money.
+
+    Every stored amount passes here twice (the row check and the column type), so an ordinary
+    Decimal takes the short way: below 10**16 (``adjusted() < 16``) its cents have at most 18
+    digits, so ``quantize`` and ``scaleb`` are exact. Anything else gets the checks with their
+    messages."""
+    if type(value) is Decimal and value.is_finite() and value.adjusted() < 16:
+        whole_cents = value.quantize(CENT)
+        if whole_cents == value:
+            return int(whole_cents.scaleb(2))
+    return _checked_cents(value)
+
+
+def _checked_cents(value: Decimal | int) -> int:
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
         raise MoneyPrecisionError(f"money must be a Decimal, got {type(value).__name__}")
     amount = Decimal(value)

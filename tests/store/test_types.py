@@ -70,6 +70,10 @@ def test_to_cents_rejects_float_and_sub_cent() -> None:
     with pytest.raises(MoneyPrecisionError, match="too large"):
         to_cents(Decimal("1e400"))  # quantize() itself raises InvalidOperation on this
     assert to_cents(Decimal("99999999999999.99")) == 9999999999999999
+    # More digits than the context's 28: a shortcut that rounded would call this whole cents.
+    with pytest.raises(MoneyPrecisionError, match="fraction of a cent"):
+        to_cents(Decimal("1.0000000000000000000000000001"))
+    assert to_cents(Decimal("0E+20")) == 0 and to_cents(Decimal("-0.00")) == 0
 
 
 def test_money_column_refuses_float_and_sub_cent(scratch: Scratch) -> None:
