@@ -30,6 +30,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
+from claimsync_console.engine.gc_pause import paused_gc
 from claimsync_console.engine.ingest_findings import (
     load_failed_finding,
     refused_finding,
@@ -188,7 +189,7 @@ def ingest_file(
         log.info("ingest %s: duplicate of source file %s", path.name, received.source_file_id)
         return _stored_result(session_factory, str(path), received, "duplicate")
     try:
-        with session_factory() as session, session.begin():
+        with paused_gc(), session_factory() as session, session.begin():
             _load(session, received, data, at, batch_size, check_resent)
     except _AlreadyLoaded:
         return _stored_result(session_factory, str(path), received, "duplicate")
