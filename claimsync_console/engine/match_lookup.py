@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, select, union_all
@@ -102,6 +102,15 @@ def claim_facts(row: Any) -> ClaimFacts:
         member_ids=member_ids,
         names=names,
     )
+
+
+def days_around(day: date, days: int) -> tuple[date, date]:
+    """``day`` ± ``days``, kept inside what a date can hold: a file may say 9999-12-31, and an
+    OverflowError here stopped every payment's matching, run after run."""
+    span = timedelta(days=days)
+    low = day - span if day - date.min >= span else date.min
+    high = day + span if date.max - day >= span else date.max
+    return low, high
 
 
 def payment_facts(row: Any) -> PaymentFacts:
@@ -300,10 +309,7 @@ class Lookup:
                 (CL.c.payer_identifier.in_(payers), CL.c.billed_amount == abs(payment.charge))
             )
             if payment.date_from is not None:
-                window = (
-                    payment.date_from - timedelta(days=3),
-                    payment.date_from + timedelta(days=3),
-                )
+                window = days_around(payment.date_from, 3)
                 lookups.append(
                     (CL.c.payer_identifier.in_(payers), CL.c.service_date_from.between(*window))
                 )

@@ -463,3 +463,24 @@ def test_statement_dates_come_from_dtm_232_and_233() -> None:
         date(2026, 1, 2), date(2026, 1, 2),
     )  # fmt: skip
     assert ms.statement_dates([]) == (None, None)
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "0001-01-02"])
+def test_a_date_at_the_end_of_the_calendar_does_not_stop_matching(
+    session: Session, day: str
+) -> None:
+    """An unknown claim number sends the payment to the candidate search, whose ±3-day window
+    around 9999-12-31 overflowed and failed every payment's matching on every run."""
+    plain = _plain_payment(session)
+    poison = _copy_row(
+        session,
+        ClaimPaymentRow,
+        plain.id,
+        patient_control_number="NO-SUCH-CLAIM",
+        payer_claim_control_number="NO-SUCH-ICN",
+        dates=[{"qualifier": "232", "value": day, "end": None}],
+    )
+    summary = match_payments(session, now=T0)
+    assert summary.matched > 0  # the other payments went on
+    match = qe.get_payment_match(session, poison)
+    assert match is not None and match.status != "matched"
