@@ -37,6 +37,7 @@ from claimsync_console.engine.ingest_findings import (
     unstorable_finding,
 )
 from claimsync_console.engine.interchange import resent_interchange, sniff_interchange
+from claimsync_console.engine.resent_check import resent_check
 from claimsync_console.store import queries
 from claimsync_console.store.loader import DEFAULT_BATCH_SIZE, BatchLoader, add_blob_streamed
 from claimsync_console.store.rows import UnstorableValueError
@@ -275,6 +276,9 @@ def _load(
         raise _Quarantine(reader.kind.value, findings, findings[-1]["message"]) from exc
     if reader.has_fatal:
         raise _Quarantine(reader.kind.value, _findings(reader), _fatal_summary(reader))
+    held = resent_check(session, received.source_file_id) if check_resent else None
+    if held is not None:  # the rows written above roll back with the quarantine
+        raise _Quarantine(reader.kind.value, [*_findings(reader), held], held["message"])
     queries.set_file_outcome(
         session,
         received.source_file_id,

@@ -2,11 +2,12 @@
 
 Ingest quarantines a file for two different reasons. A fatal finding (a parse error, a value
 the database refuses) means the bytes cannot be loaded, whoever asks: there is nothing to
-release, the sender must send a corrected file. A ``resent-interchange`` finding means the bytes
-load fine but the interchange looks like one already loaded, and only a person can tell a
-corrected re-send from an accidental duplicate. Only that second kind can be released: the kept
-bytes are loaded (the rule skipped), the file marked loaded and an audit row written, all in one
-transaction, so a failed load leaves neither rows nor an audit entry behind.
+release, the sender must send a corrected file. A ``resent-interchange`` or ``resent-check``
+finding means the bytes load fine but the interchange, or a check in it, looks like one already
+loaded, and only a person can tell a corrected re-send from an accidental duplicate. Only that
+second kind can be released: the kept bytes are loaded (the rule skipped), the file marked
+loaded and an audit row written, all in one transaction, so a failed load leaves neither rows
+nor an audit entry behind.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from sqlalchemy.orm import Session
 from claimsync_console.engine.audit_export import iso
 from claimsync_console.engine.ingest import LoadRefusedError, load_kept
 from claimsync_console.engine.interchange import RESENT_CODE
+from claimsync_console.engine.resent_check import RESENT_CHECK_CODE
 from claimsync_console.store import queries
 from claimsync_console.store import queries_engine as qe
 from claimsync_console.store.models import SourceFile
 
+#: Quarantines a person may lift: the bytes are fine, only their being a re-send is in doubt.
+RELEASABLE_CODES = frozenset({RESENT_CODE, RESENT_CHECK_CODE})
 RELEASE_ACTION = "release_file"
 
 
@@ -68,7 +72,7 @@ def _rank(finding: Mapping[str, Any]) -> int:
     """0 fatal, 1 a re-sent interchange, 2 an error, 3 anything else."""
     if finding.get("severity") == "fatal":
         return 0
-    if finding.get("code") == RESENT_CODE:
+    if finding.get("code") in RELEASABLE_CODES:
         return 1
     return 2 if finding.get("severity") == "error" else 3
 
@@ -126,8 +130,11 @@ def release_blocker(source: SourceFile) -> str | None:
             f"{first.get('segment_index')}: {first.get('message')} (a parse error cannot be "
             "released; the sender must send a corrected file)"
         )
-    if not any(f.get("code") == RESENT_CODE for f in findings):
-        return f"file {source.id} was not quarantined by {RESENT_CODE}: only such files release"
+    if not any(f.get("code") in RELEASABLE_CODES for f in findings):
+        return (
+            f"file {source.id} was not quarantined by {RESENT_CODE} or {RESENT_CHECK_CODE}:"
+            " only such files release"
+        )
     return None
 
 
@@ -165,8 +172,8 @@ def release_file(
     note: str,
     now: datetime | None = None,
 ) -> Released:
-    """Load a file quarantined only by ``resent-interchange``, in one transaction with its
-    audit row; refuse anything else (ReleaseRefusedError) with the reason."""
+    """Load a file quarantined only as a re-send (``resent-interchange``, ``resent-check``), in
+    one transaction with its audit row; refuse anything else (ReleaseRefusedError) with why."""
     if not note.strip():
         raise ReleaseRefusedError("a release needs a --note saying why")
     at = now or datetime.now(UTC)

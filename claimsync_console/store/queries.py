@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from claimsync_console.domain import ZERO
@@ -132,6 +132,36 @@ def loaded_interchanges(
             SourceFile.id != exclude_id,
         )
         .order_by(SourceFile.id)
+    ).all()
+
+
+def same_trace_remittances(session: Session, source_file_id: int) -> Sequence[Any]:
+    """Every remittance sharing a TRN02 with one of this file's, in this file or in a loaded
+    one, with what identifies its check (engine/resent_check.py compares them), by id."""
+    traces = select(Remittance.trace_number).where(Remittance.source_file_id == source_file_id)
+    return session.execute(
+        select(
+            Remittance.id,
+            Remittance.source_file_id,
+            Remittance.transaction_control_number,
+            Remittance.trace_number,
+            Remittance.payer_identifier,
+            Remittance.payer_name,
+            Remittance.credit_debit,
+            Remittance.payment_amount,
+            Remittance.payment_date,
+            Remittance.claim_payment_count,
+            Remittance.paid_total,
+            Remittance.segment_start,
+            Remittance.payee_identifier,
+            SourceFile.name,
+        )
+        .join(SourceFile, SourceFile.id == Remittance.source_file_id)
+        .where(
+            Remittance.trace_number.in_(traces),
+            or_(SourceFile.id == source_file_id, SourceFile.status == "loaded"),
+        )
+        .order_by(Remittance.id)
     ).all()
 
 

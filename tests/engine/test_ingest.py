@@ -192,7 +192,11 @@ def test_same_isa13_to_another_receiver_is_not_a_resend(
     isa = original[:106]
     receiver = isa.split(b"*")[8]
     other = tmp_path / "other-receiver.835"
-    other.write_bytes(isa.replace(receiver, b"OTHER".ljust(len(receiver))) + original[106:])
+    body = original[106:]
+    trn = b"TRN*1*7170066655*1935665544"
+    assert trn in body  # another check too, or the re-sent check rule would hold it
+    body = body.replace(trn, b"TRN*1*7170066656*1935665544")
+    other.write_bytes(isa.replace(receiver, b"OTHER".ljust(len(receiver))) + body)
 
     (result,) = ingest_paths(db_sessions, [other], now=NOW)
 
@@ -421,3 +425,57 @@ def test_a_loader_bug_quarantines_that_file_with_its_segment(
     assert finding["severity"] == "fatal" and finding["segment_index"] >= 13
     assert "TypeError" in finding["message"]
     assert counts(db_sessions)["claim_payments"] == 0 and counts(db_sessions)["remittances"] == 0
+
+
+def _new_isa13(data: bytes, control: bytes) -> bytes:
+    isa = data[:106]
+    old = isa.split(b"*")[13]
+    iea = b"IEA*1*" + old
+    assert iea in data
+    return isa.replace(old, control) + data[106:].replace(iea, b"IEA*1*" + control)
+
+
+def test_the_same_check_under_a_new_isa13_is_held_for_a_person(
+    db_sessions: Sessions, tmp_path: Path
+) -> None:
+    """A re-sent ERA with a new interchange number would post every payment twice."""
+    (first,) = ingest_paths(db_sessions, [MANAGED_CARE_835], now=NOW)
+    again = tmp_path / "resent.835"
+    again.write_bytes(_new_isa13(MANAGED_CARE_835.read_bytes(), b"000000999"))
+    (result,) = ingest_paths(db_sessions, [again], now=NOW)
+    assert result.status == "quarantined"
+    (held,) = [f for f in result.findings if f["code"] == "resent-check"]
+    assert held["segment_id"] == "ST" and held["segment_index"] > 0
+    assert (
+        "check 7170066655" in held["message"]
+        and f"source file {first.source_file_id}" in (held["message"])
+    )
+    assert counts(db_sessions)["remittances"] == 1
+
+
+def test_the_same_interchange_twice_in_one_file_is_held(
+    db_sessions: Sessions, tmp_path: Path
+) -> None:
+    twice = tmp_path / "twice.835"
+    data = MANAGED_CARE_835.read_bytes()
+    twice.write_bytes(data + b"\n" + data)
+    (result,) = ingest_paths(db_sessions, [twice], now=NOW)
+    assert result.status == "quarantined"
+    (held,) = [f for f in result.findings if f["code"] == "resent-check"]
+    assert "earlier in this file" in held["message"]
+    assert counts(db_sessions)["remittances"] == counts(db_sessions)["claim_payments"] == 0
+
+
+def test_a_held_check_can_be_released_by_a_person(db_sessions: Sessions, tmp_path: Path) -> None:
+    from claimsync_console.engine.quarantine import release_file
+
+    ingest_paths(db_sessions, [MANAGED_CARE_835], now=NOW)
+    again = tmp_path / "resent.835"
+    again.write_bytes(_new_isa13(MANAGED_CARE_835.read_bytes(), b"000000999"))
+    (held,) = ingest_paths(db_sessions, [again], now=NOW)
+    released = release_file(
+        db_sessions, held.source_file_id, operator="ana", role="supervisor",
+        note="the payer re-issued this check", now=NOW,
+    )  # fmt: skip
+    assert released.claim_payments == 2
+    assert counts(db_sessions)["remittances"] == 2
