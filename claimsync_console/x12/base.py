@@ -101,8 +101,15 @@ class TransactionReader(abc.ABC):
 MAX_ADJUSTED_EXPONENT = 14
 
 
+def plain_number_text(text: str) -> bool:
+    return text.isascii() and "_" not in text and text == text.strip()
+
+
 def read_number(text: str) -> tuple[Decimal | None, str]:
-    """The value of an X12 numeric element, or None and what is wrong with it."""
+    """The value of an X12 numeric element, or None and what is wrong with it. ``Decimal``
+    also takes '1_000', ' 5' and digits of other scripts; X12 numbers are ASCII, unpadded."""
+    if not plain_number_text(text):
+        return None, "not an X12 number"
     try:
         value = Decimal(text)
     except InvalidOperation:

@@ -33,6 +33,7 @@ from claimsync_console.x12.base import (
     Handler,
     TransactionContext,
     TransactionReader,
+    plain_number_text,
 )
 from claimsync_console.x12.builders_835 import (
     CLAIM_FIELDS,
@@ -396,6 +397,8 @@ def _cached_decimal(text: str) -> Decimal | None:
     value = _decimals.get(text)
     if value is not None:
         return value
+    if not plain_number_text(text):
+        return None
     try:  # read_number's rule, inlined: half the amounts miss the cache, and a call each showed
         value = Decimal(text)
     except InvalidOperation:

@@ -6,6 +6,8 @@ import codecs
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from claimsync_console.domain import ClaimPayment, RemittanceHeader, RemittanceTrailer
 from claimsync_console.x12.document import read_document
 from claimsync_console.x12.findings import Severity
@@ -294,3 +296,11 @@ def test_claim_out_of_balance_names_claim_and_line_adjustments_apart() -> None:
     reader, _ = read(good_835().replace(b"CLP*PCN-B*2*300.00*200.00", b"CLP*PCN-B*2*310.00*200.00"))
     (claim,) = [f for f in reader.findings if f.code == "claim-out-of-balance"]
     assert claim.message.endswith("add up to 100.00 (claim level 0.00, lines 100.00)")
+
+
+@pytest.mark.parametrize("amount", ["2_00.00", "２００.00", " 200.00", "200.00 "])
+def test_numbers_python_reads_but_x12_does_not_are_bad_amounts(amount: str) -> None:
+    data = good_835().replace(b"CLP*PCN-B*2*300.00*200.00", f"CLP*PCN-B*2*300.00*{amount}".encode())
+    reader, _ = read(data)
+    (bad,) = [f for f in reader.findings if f.code == "bad-amount"]
+    assert bad.segment_id == "CLP" and "not an X12 number" in bad.message
