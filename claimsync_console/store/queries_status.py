@@ -61,10 +61,12 @@ def claim_payment_totals(session: Session) -> tuple[int, Decimal]:
 
 
 def remittance_totals(session: Session) -> tuple[int, Decimal]:
-    """835 transactions (checks) and the sum of BPR02."""
-    count, total = session.execute(
-        select(func.count(), func.coalesce(func.sum(Remittance.__table__.c.payment_amount), 0))
-    ).one()
+    """835 transactions (checks) and the sum of BPR02 as cash to the provider: a debit BPR
+    (BPR03 = D) counts negative, as reconciliation counts it."""
+    table = Remittance.__table__
+    amount = table.c.payment_amount
+    signed = case((func.upper(func.trim(table.c.credit_debit)) == "D", -amount), else_=amount)
+    count, total = session.execute(select(func.count(), func.coalesce(func.sum(signed), 0))).one()
     return count, _money(total)
 
 

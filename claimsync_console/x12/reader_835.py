@@ -288,6 +288,13 @@ class Remittance835Reader(TransactionReader):
         for position in range(2, min(size, 20), 3):
             reason = e[position]
             if not reason:
+                if e[position + 1]:  # an amount no reason explains: kept out of the sums, said
+                    self.error(
+                        segment,
+                        f"CAS{position + 1:02d} {e[position + 1]!r} has no reason code in "
+                        f"CAS{position:02d}: it is not counted",
+                        "bad-cas",
+                    )
                 continue
             amount = self._money(segment, e, position + 1)
             quantity = self._optional(segment, e, position + 2) if e[position + 2] else None

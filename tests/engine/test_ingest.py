@@ -479,3 +479,18 @@ def test_a_held_check_can_be_released_by_a_person(db_sessions: Sessions, tmp_pat
     )  # fmt: skip
     assert released.claim_payments == 2
     assert counts(db_sessions)["remittances"] == 2
+
+
+def test_status_counts_a_debit_bpr_negative_as_reconcile_does(
+    db_sessions: Sessions, tmp_path: Path
+) -> None:
+    from claimsync_console.engine.status import store_summary
+
+    ingest_paths(db_sessions, [MANAGED_CARE_835], now=NOW)
+    debit = edited(MANAGED_CARE_835, tmp_path, "debit.835", b"BPR*I*945.00*C*", b"BPR*I*945.00*D*")
+    debit.write_bytes(_new_isa13(debit.read_bytes(), b"000000777"))
+    (result,) = ingest_paths(db_sessions, [debit], now=NOW)
+    assert result.status == "loaded"  # BPR03 differs: another check
+    with db_sessions() as session:
+        summary = store_summary(session)
+    assert (summary["remittances"], summary["payment_total"]) == (2, "0.00")

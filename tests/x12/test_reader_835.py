@@ -304,3 +304,10 @@ def test_numbers_python_reads_but_x12_does_not_are_bad_amounts(amount: str) -> N
     reader, _ = read(data)
     (bad,) = [f for f in reader.findings if f.code == "bad-amount"]
     assert bad.segment_id == "CLP" and "not an X12 number" in bad.message
+
+
+def test_a_cas_amount_without_a_reason_is_an_error_not_silently_dropped() -> None:
+    data = good_835().replace(b"CAS*OA*23*100.00", b"CAS*OA*23*100.00***12.34")
+    reader, _ = read(data)
+    (bad,) = [f for f in reader.findings if f.code == "bad-cas"]
+    assert bad.severity is Severity.ERROR and "CAS06 '12.34'" in bad.message
