@@ -20,12 +20,15 @@ Open unmatched items are retried on every run and resolve themselves once their 
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from claimsync_console.domain import ZERO, WorkItemState
@@ -38,6 +41,8 @@ from claimsync_console.store.models import (
     ClaimStatusRow,
 )
 from claimsync_console.store.models_engine import ACK_STATES, ClaimAck, PaymentMatch, WorkItem
+
+log = logging.getLogger(__name__)
 
 CHUNK = 500
 OPEN_VERDICTS = ("unmatched", "ambiguous", "reversal_orphan")
@@ -104,6 +109,35 @@ def open_payment_followups(
 # -- deciding ----------------------------------------------------------------------------------
 
 
+def _decide_one(
+    lookup: Lookup,
+    payment: PaymentFacts,
+    by_pcn: dict[str, list[ClaimFacts]],
+    by_ccn: dict[str, set[ms.FamilyKey]],
+    candidates: bool,
+) -> Decision:
+    """One payment's verdict. A bug of ours on one payment's data (a date at the end of the
+    calendar once was one) must not stop every other payment's matching, run after run: that
+    payment goes to the unmatched queue, its cash held there, for a person to match. Database
+    errors still end the run: the transaction is gone."""
+    try:
+        decision = ms.decide_payment(payment, by_pcn, by_ccn)
+        if decision.status == "unmatched" and candidates:
+            pool = lookup.candidate_pool(payment)
+            decision.candidates = ms.top_candidates(ms.score_candidate(payment, c) for c in pool)
+    except SQLAlchemyError:
+        raise
+    except Exception as error:
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        log.error(  # the place in our code, never the error's text (it may quote the file)
+            "matching claim payment %s failed (%s at %s:%s); sent to the unmatched queue",
+            payment.claim_payment_id, type(error).__name__, where.filename, where.lineno,
+        )  # fmt: skip
+        reason = f"automatic matching failed ({type(error).__name__}): match it by hand"
+        return Decision("unmatched", reason=reason)
+    return decision
+
+
 def _decide(
     lookup: Lookup, batch: Sequence[PaymentFacts], *, candidates: bool = True
 ) -> dict[int, Decision]:
@@ -123,11 +157,7 @@ def _decide(
     more = {pcn for keys in by_ccn.values() for pcn, _ in keys} - by_pcn.keys()
     by_pcn.update(lookup.claims_by_pcn(more))
     for p in payments:
-        decision = ms.decide_payment(p, by_pcn, by_ccn)
-        if decision.status == "unmatched" and candidates:
-            pool = lookup.candidate_pool(p)
-            decision.candidates = ms.top_candidates(ms.score_candidate(p, c) for c in pool)
-        decisions[p.claim_payment_id] = decision
+        decisions[p.claim_payment_id] = _decide_one(lookup, p, by_pcn, by_ccn, candidates)
     reversals = [p for p in batch if p.is_reversal]
     originals = lookup.originals({r.payer_claim_control_number for r in reversals})
     undone = lookup.reversed_ids([o.claim_payment_id for o in originals])

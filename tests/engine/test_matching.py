@@ -484,3 +484,31 @@ def test_a_date_at_the_end_of_the_calendar_does_not_stop_matching(
     assert summary.matched > 0  # the other payments went on
     match = qe.get_payment_match(session, poison)
     assert match is not None and match.status != "matched"
+
+
+def test_a_bug_on_one_payment_sends_it_to_a_person_and_the_rest_match(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injected into the candidate search for one payment only."""
+    from claimsync_console.engine.match_lookup import Lookup
+
+    plain = _plain_payment(session)
+    poison = _copy_row(
+        session, ClaimPaymentRow, plain.id,
+        patient_control_number="NO-SUCH-CLAIM", payer_claim_control_number="NO-SUCH-ICN",
+    )  # fmt: skip
+    real_pool = Lookup.candidate_pool
+
+    def failing_for_one(self: Lookup, payment: ms.PaymentFacts) -> Any:
+        if payment.claim_payment_id == poison:
+            raise ValueError("a bug")
+        return real_pool(self, payment)
+
+    monkeypatch.setattr(Lookup, "candidate_pool", failing_for_one)
+    summary = match_payments(session, now=T0)
+    assert summary.matched > 0
+    match = qe.get_payment_match(session, poison)
+    assert match is not None and match.status == "unmatched"
+    item = session.get(WorkItem, match.work_item_id)
+    assert item is not None and item.kind == "unmatched_remittance"
+    assert item.details["reason"] == "automatic matching failed (ValueError): match it by hand"
