@@ -9,12 +9,8 @@ published files that do not balance)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,9 +19,9 @@ from claimsync_console.engine.ingest import ingest_paths
 from claimsync_console.engine.pipeline import process_all
 from claimsync_console.engine.reconcile import HELD_REASONS, reconcile
 from claimsync_console.engine.rules import load_rules, sample_rules_path
-from claimsync_console.engine.runtime import open_adapter
 from claimsync_console.engine.worker import drain
 from claimsync_console.erp.ledger import LedgerAdapter
+from tests.engine.test_reconcile import ledger  # noqa: F401 - the fixture
 from tests.x12.corpus import corpus_rows
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -35,19 +31,9 @@ REMITTANCES = [row for row in corpus_rows() if row.transaction_type == "835"]
 pytestmark = pytest.mark.skipif(not REMITTANCES, reason="x12 corpus not present")
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerAdapter]:
-    shm = Path("/dev/shm")
-    folder = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path
-    adapter = open_adapter("ledger", folder / "ledger.sqlite", today=NOW.date())
-    assert isinstance(adapter, LedgerAdapter)
-    yield adapter
-    if folder != tmp_path:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def test_every_public_835_reconciles_to_the_cent(
-    db_sessions: sessionmaker[Session], ledger: LedgerAdapter
+    db_sessions: sessionmaker[Session],
+    ledger: LedgerAdapter,  # noqa: F811 - the fixture
 ) -> None:
     results = ingest_paths(
         db_sessions, [row.path for row in REMITTANCES], now=NOW, check_resent=False
