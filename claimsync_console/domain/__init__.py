@@ -33,6 +33,7 @@ from claimsync_console.domain.remittance import (
     RemittanceHeader,
     RemittanceTrailer,
     ServicePayment,
+    cash_to_provider,
 )
 from claimsync_console.domain.work_items import TERMINAL_STATES, WorkItemKind, WorkItemState
 
@@ -67,6 +68,7 @@ __all__ = [
     "UnbalancedEntryError",
     "WorkItemKind",
     "WorkItemState",
+    "cash_to_provider",
     "classify_status_category",
     "dollars",
     "money",

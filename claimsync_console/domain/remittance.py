@@ -144,6 +144,11 @@ class ClaimPayment:
         return sum((a.amount for a in self.all_adjustments), ZERO)
 
 
+def cash_to_provider(payment_amount: Decimal, credit_debit: str) -> Decimal:
+    """BPR02 as cash to the provider: a debit BPR (BPR03 = D) is the provider paying."""
+    return -payment_amount if credit_debit.strip().upper() == "D" else payment_amount
+
+
 @dataclass(frozen=True, slots=True)
 class RemittanceHeader:
     """Everything before the first CLP: envelope ids, BPR payment, TRN trace, payer, payee."""

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import ZERO
+from claimsync_console.domain import ZERO, DocumentKind
 from claimsync_console.engine.gc_pause import paused_gc
 from claimsync_console.engine.ingest_findings import (
     load_failed_finding,
@@ -276,7 +276,8 @@ def _load(
         raise _Quarantine(reader.kind.value, findings, findings[-1]["message"]) from exc
     if reader.has_fatal:
         raise _Quarantine(reader.kind.value, _findings(reader), _fatal_summary(reader))
-    held = resent_check(session, received.source_file_id) if check_resent else None
+    remittances = DocumentKind.REMITTANCE_835 in reader.kinds
+    held = resent_check(session, received.source_file_id) if check_resent and remittances else None
     if held is not None:  # the rows written above roll back with the quarantine
         raise _Quarantine(reader.kind.value, [*_findings(reader), held], held["message"])
     queries.set_file_outcome(

@@ -6,14 +6,13 @@ Each becomes one entry of the quarantined file's findings, in the shape of ``fin
 from __future__ import annotations
 
 import logging
-import traceback
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DataError
 
 from claimsync_console.store.rows import UnstorableValueError
-from claimsync_console.x12.findings import Severity
+from claimsync_console.x12.findings import Severity, code_place
 
 log = logging.getLogger("claimsync_console.engine.ingest")
 
@@ -33,11 +32,9 @@ def load_failed_finding(exc: Exception, item: object, name: str) -> dict[str, An
     the place in our code, never the exception's text (it may quote a member id)."""
     names = ("segment_start", "segment_index", "segment_end")
     index = next((i for i in (getattr(item, name, 0) for name in names) if i), 0)
-    where = traceback.extract_tb(exc.__traceback__)[-1]
     log.error(
-        "ingest %s: storing up to segment %s failed (%s at %s:%s)",
-        Path(name).name, index, type(exc).__name__, where.filename, where.lineno,
-    )  # fmt: skip
+        "ingest %s: storing up to segment %s failed (%s)", Path(name).name, index, code_place(exc)
+    )
     return {
         "severity": Severity.FATAL.value,
         "segment_index": index,

@@ -21,7 +21,6 @@ Open unmatched items are retried on every run and resolve themselves once their 
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from claimsync_console.store.models import (
     ClaimStatusRow,
 )
 from claimsync_console.store.models_engine import ACK_STATES, ClaimAck, PaymentMatch, WorkItem
+from claimsync_console.x12.findings import code_place
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,9 @@ def _decide_one(
     except SQLAlchemyError:
         raise
     except Exception as error:
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        log.error(  # the place in our code, never the error's text (it may quote the file)
-            "matching claim payment %s failed (%s at %s:%s); sent to the unmatched queue",
-            payment.claim_payment_id, type(error).__name__, where.filename, where.lineno,
+        log.error(
+            "matching claim payment %s failed (%s); sent to the unmatched queue",
+            payment.claim_payment_id, code_place(error),
         )  # fmt: skip
         reason = f"automatic matching failed ({type(error).__name__}): match it by hand"
         return Decision("unmatched", reason=reason)

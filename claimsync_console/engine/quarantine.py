@@ -69,7 +69,7 @@ class Released:
 
 
 def _rank(finding: Mapping[str, Any]) -> int:
-    """0 fatal, 1 a re-sent interchange, 2 an error, 3 anything else."""
+    """0 fatal, 1 a re-send (interchange or check), 2 an error, 3 anything else."""
     if finding.get("severity") == "fatal":
         return 0
     if finding.get("code") in RELEASABLE_CODES:

@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import ZERO
+from claimsync_console.domain import ZERO, cash_to_provider
 from claimsync_console.engine.reconcile_quarantine import (  # the report's API, from here too
     QuarantinedRemittances as QuarantinedRemittances,
 )
@@ -45,7 +45,7 @@ from claimsync_console.engine.reconcile_quarantine import (
     quarantined_remittances as quarantined_remittances,
 )
 from claimsync_console.engine.reconcile_quarantine import quarantined_to_json
-from claimsync_console.engine.workitems import normalise_payer_id
+from claimsync_console.engine.workitems import check_payer
 from claimsync_console.store import queries_reconcile as q
 
 AWAITING_POSTING = "awaiting posting"
@@ -164,7 +164,7 @@ def _checks(rows: Sequence[q.RemittanceRow]) -> tuple[dict[CheckKey, _Check], di
     checks: dict[CheckKey, _Check] = {}
     of_remittance: dict[int, CheckKey] = {}
     for row in rows:
-        payer = normalise_payer_id(row.payer_identifier) or row.payer_name.strip().upper()
+        payer = check_payer(row.payer_identifier, row.payer_name)
         key = (row.trace_number, payer)
         check = checks.setdefault(key, _Check(row.trace_number, payer, row.payer_name))
         check.bpr02 += _signed(row)
@@ -203,8 +203,7 @@ def _add_out_of_balance(
 
 
 def _signed(row: q.RemittanceRow) -> Decimal:
-    """BPR02 as cash to the provider: a debit BPR (BPR03 = D) is the provider paying."""
-    return -row.payment_amount if row.credit_debit.strip().upper() == "D" else row.payment_amount
+    return cash_to_provider(row.payment_amount, row.credit_debit)
 
 
 def _finish(check: _Check, abandoned: dict[int, list[int]]) -> CheckReconciliation:

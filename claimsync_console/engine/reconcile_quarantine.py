@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import ZERO, RemittanceHeader
+from claimsync_console.domain import ZERO, RemittanceHeader, cash_to_provider
 from claimsync_console.store import queries_reconcile as q
 
 #: Larger kept files are counted but not read for their BPR02 (the report stays quick).
@@ -64,8 +64,7 @@ def _kept_headers(content: bytes, name: str) -> list[RemittanceHeader] | None:
 
 
 def _signed_header(header: RemittanceHeader) -> Decimal:
-    amount = header.payment_amount
-    return -amount if header.credit_debit.strip().upper() == "D" else amount
+    return cash_to_provider(header.payment_amount, header.credit_debit)
 
 
 def quarantined_line(found: QuarantinedRemittances) -> str:

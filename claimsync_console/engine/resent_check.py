@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from claimsync_console.domain import dollars
-from claimsync_console.engine.workitems import normalise_payer_id
+from claimsync_console.domain import cash_to_provider, dollars
+from claimsync_console.engine.workitems import check_payer
 from claimsync_console.store import queries
 from claimsync_console.x12.findings import Severity
 
@@ -28,9 +28,8 @@ RESENT_CHECK_CODE = "resent-check"
 def _check_key(row: Any) -> tuple[Any, ...]:
     return (
         row.trace_number,
-        normalise_payer_id(row.payer_identifier) or row.payer_name.strip().upper(),
-        row.credit_debit.strip().upper(),
-        row.payment_amount,
+        check_payer(row.payer_identifier, row.payer_name),
+        cash_to_provider(row.payment_amount, row.credit_debit),
         row.payment_date,
         row.claim_payment_count,
         row.paid_total,

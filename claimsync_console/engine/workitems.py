@@ -38,6 +38,12 @@ def normalise_payer_id(value: str | None) -> str:
     return _NOT_ALNUM.sub("", (value or "").upper())
 
 
+def check_payer(identifier: str | None, name: str) -> str:
+    """Who a check is from, for telling checks apart: the payer id, else its name (a few
+    published 835s carry no N1*PR id)."""
+    return normalise_payer_id(identifier) or name.strip().upper()
+
+
 def error_signature(message: str) -> str:
     """The message with every id, amount and count replaced by '#', so that 4,000 failures
     that differ only in entry keys or amounts group into one line."""

@@ -74,14 +74,12 @@ class TransactionReader(abc.ABC):
         value, problem = read_number(text)
         if value is None:
             name = f"{segment.id}{position:02d}"
-            said = f"{name} is required but empty" if not text else f"{name} must be an amount,"
-            self.sink.add(
-                Severity.FATAL,
-                segment.index,
-                segment.id,
-                said if not text else f"{said} got {text!r} ({problem})",
-                "bad-amount",
+            said = (
+                f"{name} must be an amount, got {text!r} ({problem})"
+                if text
+                else f"{name} is required but empty"
             )
+            self.sink.add(Severity.FATAL, segment.index, segment.id, said, "bad-amount")
             return Decimal("0.00")
         return value
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import logging
-import traceback
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from claimsync_console.domain import DocumentKind
 from claimsync_console.x12.base import TransactionContext, TransactionReader
-from claimsync_console.x12.findings import Finding, FindingSink, Severity
+from claimsync_console.x12.findings import Finding, FindingSink, Severity, code_place
 from claimsync_console.x12.reader_835 import Remittance835Reader
 from claimsync_console.x12.tokenizer import Segment, Tokenizer, TokenizerError, open_text
 
@@ -129,11 +128,7 @@ class DocumentReader:
         finding at the segment that set it off (never its text, which may hold PHI), the
         rest of a drop folder still loads, and the property tests assert this never fires."""
         index, sid = (segment.index, segment.id) if segment is not None else (last + 1, "")
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        log.error(  # the place in our code, not the exception's text: that may quote the file
-            "reader failed on %s segment %d (%s at %s:%s in %s)",
-            self.file_name, index, type(error).__name__, where.filename, where.lineno, where.name,
-        )  # fmt: skip
+        log.error("reader failed on %s segment %d (%s)", self.file_name, index, code_place(error))
         self._fatal(
             index,
             sid,

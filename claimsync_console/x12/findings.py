@@ -8,8 +8,16 @@ analyst can open the file at that segment. ``FATAL`` means the file must not be 
 from __future__ import annotations
 
 import enum
+import traceback
 from dataclasses import dataclass
 from typing import Any
+
+
+def code_place(error: BaseException) -> str:
+    """``ValueError at path.py:123 in name``: where in our code a bug struck, for a log line.
+    The exception's own text is left out on purpose: it may quote the file (a member id)."""
+    where = traceback.extract_tb(error.__traceback__)[-1]
+    return f"{type(error).__name__} at {where.filename}:{where.lineno} in {where.name}"
 
 
 class Severity(enum.StrEnum):
